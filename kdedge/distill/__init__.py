@@ -1,0 +1,1 @@
+"""Distillation and training: students learn from ground truth and from a teacher (issue 3)."""

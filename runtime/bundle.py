@@ -1,0 +1,258 @@
+"""The bundle format: one folder with manifest.json and ONNX files, the only thing export hands the runtime.
+
+This module is the single definition of the schema (see BUNDLE.md in the notes and DESIGN.md):
+`load_bundle(path)` reads and validates a manifest for the runtime, `write_manifest(folder, dict)` is
+what `kdedge export` calls to write one. Both use the same validator, so a bundle that export can
+write is a bundle the runtime can read. Checksums are verified lazily, when a precision is opened,
+because hashing every variant at start-up would slow a camera launch for files it never reads.
+
+Stdlib only: this is imported by the Jetson runtime on Python 3.8.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from kdedge.errors import KdedgeError
+
+FORMAT = "kdedge-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ENGINES_DIR = "engines"
+COLORS = ("y", "rgb")
+PRECISIONS = ("fp32", "fp16", "int8", "int8_u8s8")
+_CHANNELS = {"y": 1, "rgb": 3}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_REQUIRED = (
+    "format", "format_version", "name", "scale", "color", "value_range", "layout",
+    "input", "output", "shapes", "precisions", "default_precision",
+)
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (ONNX files can be larger than is pleasant to hold twice)."""
+    h = hashlib.sha256()
+    with open(str(path), "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fail(where: str, field: str, problem: str, fix: Optional[str] = None) -> KdedgeError:
+    return KdedgeError("%s: field %r %s" % (where, field, problem), fix=fix)
+
+
+def _check_int_list(value: Any, n: int, where: str, field: str) -> List[int]:
+    if not isinstance(value, list) or len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+        raise _fail(where, field, "must be a list of %d positive integers, got %r" % (n, value))
+    return value
+
+
+def validate_manifest(manifest: Dict[str, Any], where: str = MANIFEST) -> Dict[str, Any]:
+    """Check a manifest dict against format_version 1; raise KdedgeError naming `where` and the field.
+
+    Returns the manifest unchanged. Unknown extra keys are allowed (a newer minor writer may add
+    information); a different `format_version` is refused because its meaning is unknown.
+    """
+    if not isinstance(manifest, dict):
+        raise KdedgeError("%s: must hold a JSON object, got %s" % (where, type(manifest).__name__))
+    if manifest.get("format") != FORMAT:
+        raise _fail(where, "format", "must be %r, got %r" % (FORMAT, manifest.get("format")),
+                    fix="this folder is not a kdedge bundle; make one with `kdedge export CHECKPOINT --out DIR`")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise _fail(where, "format_version", "is %r; this kdedge reads version %d only" % (version, FORMAT_VERSION),
+                    fix="use the kdedge version that wrote this bundle, or re-export it with this one")
+    for key in _REQUIRED:
+        if key not in manifest:
+            raise _fail(where, key, "is missing", fix="re-export the bundle with `kdedge export`")
+    if not isinstance(manifest["name"], str) or not manifest["name"]:
+        raise _fail(where, "name", "must be a non-empty string")
+    scale = manifest["scale"]
+    if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= 8:
+        raise _fail(where, "scale", "must be an integer 1..8, got %r" % (scale,))
+    color = manifest["color"]
+    if color not in COLORS:
+        raise _fail(where, "color", "must be one of %s, got %r" % (list(COLORS), color))
+    vr = manifest["value_range"]
+    if not (isinstance(vr, list) and len(vr) == 2 and all(isinstance(v, (int, float)) for v in vr) and vr[0] < vr[1]):
+        raise _fail(where, "value_range", "must be [low, high] with low < high, got %r" % (vr,))
+    if manifest["layout"] != "NCHW":
+        raise _fail(where, "layout", "must be 'NCHW', got %r" % (manifest["layout"],))
+    for key in ("input", "output"):
+        tensor = manifest[key]
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str) or not tensor.get("name"):
+            raise _fail(where, key, "must be an object with a non-empty 'name'")
+        if tensor.get("channels") != _CHANNELS[color]:
+            raise _fail(where, key + ".channels", "must be %d for color %r, got %r" % (_CHANNELS[color], color, tensor.get("channels")))
+        if tensor.get("dtype", "float32") != "float32":
+            raise _fail(where, key + ".dtype", "must be 'float32' (quantized models keep float I/O), got %r" % (tensor.get("dtype"),))
+    multiple = manifest.get("size_multiple", 1)
+    if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+        raise _fail(where, "size_multiple", "must be a positive integer, got %r" % (multiple,))
+    shapes = manifest["shapes"]
+    if not isinstance(shapes, dict):
+        raise _fail(where, "shapes", "must be an object with min, opt and max")
+    for key in ("min", "opt", "max"):
+        _check_int_list(shapes.get(key), 4, where, "shapes." + key)
+    for i in range(4):
+        if not shapes["min"][i] <= shapes["opt"][i] <= shapes["max"][i]:
+            raise _fail(where, "shapes", "needs min <= opt <= max in every dimension, got %r" % (shapes,))
+    precisions = manifest["precisions"]
+    if not isinstance(precisions, dict) or not precisions:
+        raise _fail(where, "precisions", "must be a non-empty object of precision -> {file, sha256}")
+    for prec, entry in precisions.items():
+        field = "precisions." + str(prec)
+        if prec not in PRECISIONS:
+            raise _fail(where, field, "is not a known precision; known: %s" % ", ".join(PRECISIONS))
+        if not isinstance(entry, dict):
+            raise _fail(where, field, "must be an object with 'file' and 'sha256'")
+        name = entry.get("file")
+        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
+            raise _fail(where, field + ".file", "must be a relative file name inside the bundle, got %r" % (name,))
+        if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
+            raise _fail(where, field + ".sha256", "must be 64 lower-case hex digits, got %r" % (entry.get("sha256"),))
+    if manifest["default_precision"] not in precisions:
+        raise _fail(where, "default_precision", "is %r but precisions has only %s" % (manifest["default_precision"], sorted(precisions)))
+    return manifest
+
+
+class Bundle:
+    """A validated bundle folder. Attributes mirror the manifest; files are checked when opened.
+
+    `model_path(precision)` returns the ONNX file of one precision after verifying its sha256 (once
+    per process); `engine_path(precision, device_slug, trt_version)` names the cached TensorRT engine.
+    """
+
+    def __init__(self, path: Path, manifest: Dict[str, Any]):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.name = manifest["name"]  # type: str
+        self.scale = int(manifest["scale"])
+        self.color = manifest["color"]  # type: str
+        self.channels = int(manifest["input"]["channels"])
+        self.input_name = manifest["input"]["name"]  # type: str
+        self.output_name = manifest["output"]["name"]  # type: str
+        self.size_multiple = int(manifest.get("size_multiple", 1))
+        self.shapes = manifest["shapes"]  # type: Dict[str, List[int]]
+        self.precisions = manifest["precisions"]  # type: Dict[str, Dict[str, Any]]
+        self.default_precision = manifest["default_precision"]  # type: str
+        self._verified = set()  # type: set
+
+    def __repr__(self) -> str:
+        return "Bundle(%r, x%d, %s, precisions=%s)" % (str(self.path), self.scale, self.color, sorted(self.precisions))
+
+    def resolve_precision(self, precision: Optional[str]) -> str:
+        """'auto'/None -> the manifest's default; anything else must be listed in the manifest."""
+        if precision in (None, "", "auto"):
+            return self.default_precision
+        if precision not in self.precisions:
+            raise KdedgeError(
+                "bundle %s has no %r precision" % (self.path, precision),
+                fix="choose one of: %s (or re-export with it)" % ", ".join(sorted(self.precisions)),
+            )
+        return precision
+
+    def model_path(self, precision: Optional[str] = None, verify: bool = True) -> Path:
+        """Path of the ONNX file for `precision`, its sha256 checked against the manifest."""
+        precision = self.resolve_precision(precision)
+        entry = self.precisions[precision]
+        path = self.path / entry["file"]
+        if not path.is_file():
+            raise KdedgeError(
+                "bundle %s: %s (precision %s) is missing" % (self.path, entry["file"], precision),
+                fix="copy the whole bundle folder, or re-export it",
+            )
+        if verify and precision not in self._verified:
+            digest = sha256_file(path)
+            if digest != entry["sha256"]:
+                raise KdedgeError(
+                    "bundle %s: %s has sha256 %s but manifest.json says %s (corrupt or modified file)"
+                    % (self.path, entry["file"], digest, entry["sha256"]),
+                    fix="copy the bundle again, or re-export it; never edit files inside a bundle",
+                )
+            self._verified.add(precision)
+        return path
+
+    @property
+    def engines_dir(self) -> Path:
+        return self.path / ENGINES_DIR
+
+    def engine_path(self, precision: str, device_slug: str, trt_version: str) -> Path:
+        """Where the engine built for this device and TensorRT version is cached (never portable)."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", device_slug).strip("-").lower() or "device"
+        return self.engines_dir / ("model.%s.%s.trt%s.engine" % (precision, safe, trt_version))
+
+
+def load_bundle(path) -> Bundle:
+    """Read and validate `path/manifest.json` (a folder, or the manifest file itself)."""
+    path = Path(path)
+    if path.name == MANIFEST and path.is_file():
+        path = path.parent
+    manifest_path = path / MANIFEST
+    if not path.exists():
+        raise KdedgeError("bundle %s does not exist" % path, fix="pass the folder written by `kdedge export --out DIR`")
+    if not manifest_path.is_file():
+        raise KdedgeError("%s is not a bundle: no %s inside" % (path, MANIFEST),
+                          fix="pass the folder written by `kdedge export --out DIR`")
+    try:
+        with open(str(manifest_path), "r", encoding="utf-8") as f:
+            manifest = json.load(f)
+    except ValueError as exc:
+        raise KdedgeError("%s is not valid JSON: %s" % (manifest_path, exc), fix="re-export the bundle") from exc
+    validate_manifest(manifest, str(manifest_path))
+    return Bundle(path, manifest)
+
+
+def write_manifest(folder, manifest: Dict[str, Any]) -> Path:
+    """Validate `manifest` against the files in `folder` and write folder/manifest.json atomically.
+
+    A precision entry without "sha256" gets it computed from its file; one with a sha256 must match
+    the file. Returns the manifest path. The dict is not modified (a copy is written).
+    """
+    folder = Path(folder)
+    manifest = json.loads(json.dumps(manifest))  # deep copy, and proves it is JSON-serialisable
+    manifest.setdefault("format", FORMAT)
+    manifest.setdefault("format_version", FORMAT_VERSION)
+    where = str(folder / MANIFEST)
+    precisions = manifest.get("precisions")
+    if isinstance(precisions, dict):
+        for prec, entry in precisions.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                continue  # the validator reports it
+            path = folder / entry["file"]
+            if not path.is_file():
+                raise _fail(where, "precisions.%s.file" % prec, "names %s, which does not exist" % path)
+            digest = sha256_file(path)
+            if entry.get("sha256") is None:
+                entry["sha256"] = digest
+            elif entry["sha256"] != digest:
+                raise _fail(where, "precisions.%s.sha256" % prec, "is %s but %s hashes to %s" % (entry["sha256"], path, digest))
+    validate_manifest(manifest, where)
+    text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+    return atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write `data` to a temp file beside `path`, fsync, then rename over it: no half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, str(path))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
