@@ -1,0 +1,82 @@
+"""The bundle manifest: round trip through write_manifest/load_bundle, and the errors users will meet."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kdedge.errors import KdedgeError
+from kdedge.runtime.bundle import load_bundle, write_manifest
+
+try:
+    from test_runtime_helpers import make_bundle
+except ImportError:  # tests/ imported as a package
+    from tests.test_runtime_helpers import make_bundle
+
+
+def _manifest(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def test_round_trip(tmp_path):
+    folder = make_bundle(tmp_path / "b", color="rgb", scale=2)
+    b = load_bundle(folder)
+    assert (b.scale, b.color, b.channels, b.input_name, b.output_name) == (2, "rgb", 3, "lr", "sr")
+    assert b.resolve_precision("auto") == "fp32"
+    assert b.model_path("fp32").name == "model.onnx"
+    # accepting the manifest path itself too
+    assert load_bundle(folder / "manifest.json").name == b.name
+    assert not list(folder.glob("*.tmp")), "atomic write left a temp file"
+
+
+def test_bad_sha256_is_caught_when_opened(tmp_path):
+    folder = make_bundle(tmp_path / "b")
+    with open(str(folder / "model.onnx"), "ab") as f:
+        f.write(b"\0")
+    b = load_bundle(folder)  # lazy: loading still works
+    with pytest.raises(KdedgeError, match="sha256"):
+        b.model_path("fp32")
+
+
+def test_unknown_format_version_and_missing_field(tmp_path):
+    folder = make_bundle(tmp_path / "b")
+    m = _manifest(folder)
+    m["format_version"] = 2
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(KdedgeError, match="format_version"):
+        load_bundle(folder)
+    m["format_version"] = 1
+    del m["scale"]
+    (folder / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(KdedgeError, match="'scale'"):
+        load_bundle(folder)
+
+
+def test_write_manifest_rejects_bad_input(tmp_path):
+    folder = make_bundle(tmp_path / "b")
+    m = _manifest(folder)
+    m["precisions"]["fp32"]["sha256"] = "0" * 64
+    with pytest.raises(KdedgeError, match="hashes to"):
+        write_manifest(folder, m)
+    m = _manifest(folder)
+    m["output"]["channels"] = 3
+    with pytest.raises(KdedgeError, match="output.channels"):
+        write_manifest(folder, m)
+    m = _manifest(folder)
+    m["default_precision"] = "int8"
+    with pytest.raises(KdedgeError, match="default_precision"):
+        write_manifest(folder, m)
+    m = _manifest(folder)
+    m["precisions"]["fp32"]["file"] = "../escape.onnx"
+    with pytest.raises(KdedgeError):
+        write_manifest(folder, m)
+
+
+def test_not_a_bundle(tmp_path):
+    with pytest.raises(KdedgeError, match="no manifest.json"):
+        load_bundle(tmp_path)
+    with pytest.raises(KdedgeError, match="does not exist"):
+        load_bundle(tmp_path / "nope")
+    b = load_bundle(make_bundle(tmp_path / "b"))
+    with pytest.raises(KdedgeError, match="no 'int8' precision"):
+        b.model_path("int8")
