@@ -1,0 +1,180 @@
+"""TensorRT backend through pycuda: pinned host buffers, one CUDA stream, async copies and execution.
+
+NOT EXECUTED on the development machine (no GPU, no TensorRT, no pycuda there): this code is
+written against the documented Python API and its tests skip. It uses only the name-based tensor
+API that exists from TensorRT 8.5 (JetPack 5.1) through 10.x (JetPack 6) and 11.x:
+`engine.num_io_tensors`, `get_tensor_name`, `get_tensor_mode`, `get_tensor_dtype`,
+`context.set_input_shape`, `get_tensor_shape`, `set_tensor_address`, `execute_async_v3`.
+
+The threading trap: a pycuda context belongs to the thread that made it current. `import
+pycuda.autoinit` makes one in the importing (main) thread, and inference from the pipeline's worker
+thread then fails with "invalid device context". So no autoinit: `activate_impl` creates a context
+(which pushes it), sets everything up and pops it; every `infer`/`deactivate` pushes and pops it
+around its CUDA calls, so whichever single thread runs them at a time has the context current.
+
+Engines: `load_or_build_engine(bundle, precision)` loads the engine cached under
+`bundle/engines/model.<precision>.<device>.trt<version>.engine`, or builds it with
+`kdedge.runtime.trt_build.build_engine` (written by the export stage) on first use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from kdedge.errors import KdedgeError
+from kdedge.runtime.backends.base import Backend, InputMetadata
+
+_FIX = ("on a Jetson use the TensorRT and pycuda of JetPack (`sudo apt install python3-libnvinfer`, "
+        "`pip install pycuda` with /usr/local/cuda/bin on PATH), or pick --backend ort-cuda / ort-cpu")
+
+
+def import_tensorrt():
+    """Import tensorrt and pycuda.driver or raise a KdedgeError saying how to get them."""
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise KdedgeError("TensorRT's Python bindings are not importable: %s" % exc, fix=_FIX) from exc
+    try:
+        import pycuda.driver as cuda
+    except ImportError as exc:
+        raise KdedgeError("pycuda is not importable: %s" % exc, fix=_FIX) from exc
+    return trt, cuda
+
+
+def tensorrt_available() -> bool:
+    try:
+        import_tensorrt()
+        return True
+    except KdedgeError:
+        return False
+
+
+def device_slug(device: int = 0) -> str:
+    """A file-name-safe device id for engine caches: GPU name and compute capability ("orin-sm87")."""
+    _, cuda = import_tensorrt()
+    cuda.init()
+    dev = cuda.Device(device)
+    major, minor = dev.compute_capability()
+    return "%s-sm%d%d" % (dev.name().replace("NVIDIA", "").strip(), major, minor)
+
+
+def load_or_build_engine(bundle, precision: str, device: int = 0) -> Path:
+    """The engine file for (bundle, precision, this device, this TensorRT): cached, or built now."""
+    trt, _ = import_tensorrt()
+    path = bundle.engine_path(precision, device_slug(device), trt.__version__)
+    if path.is_file():
+        return path
+    try:
+        from kdedge.runtime.trt_build import build_engine
+    except ImportError as exc:
+        raise KdedgeError(
+            "no cached TensorRT engine at %s and the engine builder (kdedge.runtime.trt_build) is not available: %s"
+            % (path, exc),
+            fix="build it with `kdedge export ... --trt` on this device, or use --backend ort-cuda",
+        ) from exc
+    import inspect
+
+    # The builder owns its options; it is told where the runtime will look for the engine when it accepts it.
+    kwargs = {"engine_path": path} if "engine_path" in inspect.signature(build_engine).parameters else {}
+    built = Path(build_engine(bundle, precision, **kwargs))
+    if not built.is_file():
+        raise KdedgeError("the TensorRT builder returned %s, which does not exist" % built)
+    return built
+
+
+class TrtBackend(Backend):
+    """Run a serialized TensorRT engine. Output arrays are pinned buffers reused by the next infer."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine_path, device: int = 0):
+        super().__init__()
+        self.engine_path = Path(engine_path)
+        self.device = device
+        self.description = "tensorrt %s" % self.engine_path.name
+        self._ctx = None
+        self._buffers = {}  # type: Dict[str, tuple]  # name -> (shape, host pinned array, device allocation)
+
+    def activate_impl(self) -> None:
+        trt, cuda = import_tensorrt()
+        if not self.engine_path.is_file():
+            raise KdedgeError("TensorRT engine %s does not exist" % self.engine_path)
+        cuda.init()
+        self._ctx = cuda.Device(self.device).make_context()  # created *and pushed* in this thread
+        try:
+            self._logger = trt.Logger(trt.Logger.WARNING)
+            self._runtime = trt.Runtime(self._logger)
+            self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+            if self.engine is None:
+                raise KdedgeError(
+                    "TensorRT %s could not deserialize %s" % (trt.__version__, self.engine_path),
+                    fix="engines are tied to one device and TensorRT version: delete it to rebuild",
+                )
+            self.context = self.engine.create_execution_context()
+            self.stream = cuda.Stream()
+            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+            self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            self.outputs = [n for n in names if n not in self.inputs]
+            self._dtypes = {n: np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}
+        finally:
+            self._ctx.pop()
+
+    def _buffer(self, name: str, shape) -> tuple:
+        """Pinned host + device buffers for `name`, reallocated only when the shape changes."""
+        _, cuda = import_tensorrt()
+        shape = tuple(int(s) for s in shape)
+        have = self._buffers.get(name)
+        if have is None or have[0] != shape:
+            host = cuda.pagelocked_empty(shape, self._dtypes[name])
+            dev = cuda.mem_alloc(max(host.nbytes, 1))
+            self._buffers[name] = (shape, host, dev)
+            self.context.set_tensor_address(name, int(dev))
+        return self._buffers[name]
+
+    def infer_impl(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        _, cuda = import_tensorrt()
+        self._ctx.push()
+        try:
+            for name in self.inputs:
+                arr = feed[name]
+                self.context.set_input_shape(name, tuple(arr.shape))
+                _, host, dev = self._buffer(name, arr.shape)
+                np.copyto(host, arr)
+                cuda.memcpy_htod_async(dev, host, self.stream)
+            outs = {}
+            for name in self.outputs:
+                _, host, dev = self._buffer(name, self.context.get_tensor_shape(name))
+                outs[name] = (host, dev)
+            if not self.context.execute_async_v3(self.stream.handle):
+                raise KdedgeError("TensorRT execute_async_v3 failed for %s" % self.engine_path)
+            for host, dev in outs.values():
+                cuda.memcpy_dtoh_async(host, dev, self.stream)
+            self.stream.synchronize()
+            return {name: host for name, (host, _) in outs.items()}
+        finally:
+            self._ctx.pop()
+
+    def deactivate_impl(self) -> None:
+        if self._ctx is None:
+            return
+        self._ctx.push()
+        try:
+            for _, _, dev in self._buffers.values():
+                dev.free()
+            self._buffers = {}
+            self.context = None
+            self.engine = None
+            self.stream = None
+        finally:
+            self._ctx.pop()
+            self._ctx.detach()
+            self._ctx = None
+
+    def input_metadata_impl(self) -> InputMetadata:
+        meta = {}
+        for name in self.inputs:
+            shape = [d if d >= 0 else None for d in self.engine.get_tensor_shape(name)]
+            meta[name] = (self._dtypes[name], shape)
+        return meta
