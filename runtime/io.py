@@ -1,0 +1,527 @@
+"""Video sources and sinks named by jetson-utils style URIs: one parser, one factory each.
+
+Sources: `csi://0` (GStreamer nvarguscamerasrc; its appsink keeps one buffer and drops the rest, so
+latency cannot build up), `v4l2:///dev/video0`, `rtsp://host:port/path`, a video file, an image file,
+an image folder, `test://` (a deterministic moving pattern; `test://?size=480x270&fps=30&frames=300`,
+fps=0 means as fast as the consumer reads). Sinks: `display://0`, a video file (.mp4 = mp4v,
+.avi = MJPG), an image file, an image folder (a path ending in / or without extension), `null://`.
+Without a scheme the kind is inferred as jetson-utils does: `/dev/video*` -> v4l2, an integer -> csi,
+`display` -> display, anything else a path.
+
+Frames are numpy uint8 BGR (H, W, 3), OpenCV's convention. `Source.read()` returns (status, frame)
+with status one of OK, EOS (a clean end), ERROR (a failure: `source.error` says what). Video files
+are written to a hidden temp file and renamed on close, so an interrupted run leaves either nothing
+or a finished, playable file, never a file without its index.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from kdedge.errors import KdedgeError
+
+OK, EOS, ERROR = "OK", "EOS", "ERROR"
+SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "file", "test")
+SINK_SCHEMES = ("display", "file", "null")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".flv", ".wmv")
+CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+USAGE = """input URIs:  csi://0  v4l2:///dev/video0  rtsp://host:8554/stream  clip.mp4  frames/  photo.png
+             test://  test://?size=960x540&fps=30&frames=300   (fps=0: as fast as possible)
+output URIs: display://0  out.mp4 (mp4v)  out.avi (MJPG)  out_frames/  out.png  null://"""
+
+GST_FIX = ("this OpenCV has no GStreamer (pip wheels never do). On a Jetson use JetPack's OpenCV: "
+           "`pip uninstall opencv-python opencv-python-headless` in your venv, create it with "
+           "--system-site-packages, and check `kdedge doctor`")
+
+
+class URI:
+    """A parsed resource string: scheme, location, extension, query options."""
+
+    def __init__(self, string: str, scheme: str, location: str, query: Optional[Dict[str, str]] = None):
+        self.string = string
+        self.scheme = scheme
+        self.location = location
+        self.query = query or {}
+        self.extension = os.path.splitext(location)[1].lower() if scheme == "file" else ""
+
+    def __repr__(self) -> str:
+        return "URI(%r -> %s://%s)" % (self.string, self.scheme, self.location)
+
+
+def parse_uri(string: str) -> URI:
+    """Parse `string` into a URI; infer the scheme when absent (see module docstring)."""
+    if not isinstance(string, str) or not string.strip():
+        raise KdedgeError("empty input/output URI", fix=USAGE)
+    s = string.strip()
+    query = {}  # type: Dict[str, str]
+    if "://" in s:
+        scheme, rest = s.split("://", 1)
+        scheme = scheme.lower()
+        if scheme in ("test", "null", "display", "csi", "v4l2") and "?" in rest:
+            rest, qs = rest.split("?", 1)
+            for part in qs.split("&"):
+                if part:
+                    key, _, value = part.partition("=")
+                    query[key.lower()] = value
+        if scheme in ("rtsp", "rtsps"):
+            return URI(string, "rtsp", s, query)
+        if scheme not in ("csi", "v4l2", "file", "test", "display", "null"):
+            raise KdedgeError("unsupported URI scheme %r in %r" % (scheme, string),
+                              fix="supported: csi, v4l2, rtsp, file (or a plain path), test, display, null\n" + USAGE)
+        if scheme == "file":
+            rest = os.path.abspath(os.path.expanduser(rest)) if rest else rest
+        return URI(string, scheme, rest, query)
+    if s.startswith("/dev/video"):
+        return URI(string, "v4l2", s)
+    if s.isdigit():
+        return URI(string, "csi", s)
+    if s in ("display", "null", "test"):
+        return URI(string, s, "0" if s == "display" else "")
+    return URI(string, "file", os.path.abspath(os.path.expanduser(s)))
+
+
+def cv2_build_info() -> Dict[str, str]:
+    """The lines of cv2.getBuildInformation() we care about: GStreamer, FFMPEG, GUI."""
+    import cv2
+
+    info = {}
+    for line in cv2.getBuildInformation().splitlines():
+        m = re.match(r"\s*(GStreamer|FFMPEG|GUI|GTK\+?|QT|V4L/V4L2):\s*(.*)$", line)
+        if m:
+            info.setdefault(m.group(1), m.group(2).strip())
+    return info
+
+
+def gstreamer_available() -> bool:
+    return cv2_build_info().get("GStreamer", "NO").upper().startswith("YES")
+
+
+def display_available() -> bool:
+    """True when OpenCV has a GUI backend and a display server is reachable."""
+    gui = cv2_build_info().get("GUI", "NONE").upper()
+    return gui not in ("", "NONE") and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _size(value: Optional[str], what: str) -> Optional[Tuple[int, int]]:
+    if not value:
+        return None
+    m = re.match(r"^(\d+)[xX](\d+)$", value)
+    if not m:
+        raise KdedgeError("%s must look like WIDTHxHEIGHT, got %r" % (what, value))
+    return int(m.group(1)), int(m.group(2))
+
+
+class VideoOptions:
+    """Options shared by sources and sinks (jetson-utils videoOptions): size, rate, loop, codec.
+
+    width/height/rate ask a camera for a mode (it may pick the nearest); `loop` replays a file
+    source (0 = once, -1 = forever); `codec` overrides the fourcc of a video sink; `fps` is the frame
+    rate written into a video sink when the source does not know its own.
+    """
+
+    def __init__(self, width: Optional[int] = None, height: Optional[int] = None, rate: Optional[float] = None,
+                 loop: int = 0, codec: Optional[str] = None, fps: float = 30.0, latency_ms: int = 0):
+        self.width, self.height, self.rate = width, height, rate
+        self.loop, self.codec, self.fps, self.latency_ms = loop, codec, fps, latency_ms
+
+
+# ---------------------------------------------------------------------------------------------------
+# sources
+
+
+class Source:
+    """Base class. `live` sources (cameras, streams, paced test pattern) produce frames whether or not
+    they are read, so the pipeline reads them in a thread and keeps only the newest."""
+
+    live = False
+
+    def __init__(self, uri: URI, options: VideoOptions):
+        self.uri = uri
+        self.options = options
+        self.fps = None  # type: Optional[float]
+        self.frame_count = None  # type: Optional[int]  # known length, when the container says
+        self.frames_read = 0
+        self.error = None  # type: Optional[str]
+
+    def open(self) -> "Source":
+        return self
+
+    def read(self) -> Tuple[str, Optional[np.ndarray]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Source":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _fail(self, message: str) -> Tuple[str, None]:
+        self.error = message
+        return ERROR, None
+
+
+class TestPatternSource(Source):
+    """A deterministic moving pattern (frame i depends only on i): bars, a sliding gradient, a
+    checkerboard and a moving disc, with fine detail so SR has something to do. Query options:
+    size=WxH (480x270), fps (30; 0 = unpaced), frames (unlimited)."""
+
+    def __init__(self, uri: URI, options: VideoOptions):
+        super().__init__(uri, options)
+        size = _size(uri.query.get("size"), "test:// size") or (options.width or 480, options.height or 270)
+        self.width, self.height = size
+        try:
+            self.fps = float(uri.query.get("fps", options.rate if options.rate is not None else 30))
+            frames = uri.query.get("frames")
+            self.frame_count = int(frames) if frames else None
+        except ValueError as exc:
+            raise KdedgeError("bad test:// option in %r: %s" % (uri.string, exc), fix=USAGE) from exc
+        self.live = self.fps > 0
+        w, h = self.width, self.height
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        base = np.zeros((h, 2 * w, 3), np.float32)
+        xw = np.arange(2 * w, dtype=np.float32)[None, :]
+        base[..., 0] = 128 + 100 * np.sin(xw / 23.0) * np.cos(yy[:, :1] / 17.0)
+        base[..., 1] = 128 + 90 * np.sin(xw / 7.0 + yy[:, :1] / 11.0)
+        base[..., 2] = (xw * 255.0 / (2 * w)).repeat(h, 0)
+        check = (((xx // 8) + (yy // 8)) % 2).astype(np.float32) * 60 - 30
+        self._base = base
+        self._check = check[..., None]
+        self._yy, self._xx = yy, xx
+        self._t0 = None  # type: Optional[float]
+
+    def frame(self, i: int) -> np.ndarray:
+        w, h = self.width, self.height
+        off = (3 * i) % w
+        img = self._base[:, off:off + w] + np.roll(self._check, i % 16, axis=1)
+        cx = (w / 2) + (w / 3) * np.cos(i / 20.0)
+        cy = (h / 2) + (h / 3) * np.sin(i / 15.0)
+        disc = ((self._xx - cx) ** 2 + (self._yy - cy) ** 2) < (min(w, h) / 8.0) ** 2
+        img[disc] = (40, 200, 240)
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def read(self) -> Tuple[str, Optional[np.ndarray]]:
+        if self.frame_count is not None and self.frames_read >= self.frame_count:
+            return EOS, None
+        if self.live:
+            if self._t0 is None:
+                self._t0 = time.perf_counter()
+            due = self._t0 + self.frames_read / self.fps
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        frame = self.frame(self.frames_read)
+        self.frames_read += 1
+        return OK, frame
+
+
+class CvCaptureSource(Source):
+    """cv2.VideoCapture over a file (FFMPEG), a V4L2 device, an RTSP stream or a CSI camera (GStreamer)."""
+
+    def open(self) -> "CvCaptureSource":
+        import cv2
+
+        uri, opt = self.uri, self.options
+        if uri.scheme == "csi":
+            if not gstreamer_available():
+                raise KdedgeError("%s needs OpenCV with GStreamer" % uri.string, fix=GST_FIX)
+            self.live = True
+            cap = cv2.VideoCapture(csi_pipeline(int(uri.location or 0), opt), cv2.CAP_GSTREAMER)
+        elif uri.scheme == "v4l2":
+            self.live = True
+            cap = cv2.VideoCapture(uri.location, cv2.CAP_V4L2)
+            if opt.width and opt.height:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, opt.width)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, opt.height)
+            if opt.rate:
+                cap.set(cv2.CAP_PROP_FPS, opt.rate)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep latency down where the driver honours it
+        elif uri.scheme == "rtsp":
+            self.live = True
+            if gstreamer_available():
+                cap = cv2.VideoCapture(rtsp_pipeline(uri.location, opt), cv2.CAP_GSTREAMER)
+            else:
+                cap = cv2.VideoCapture(uri.location, cv2.CAP_FFMPEG)
+                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        else:
+            if not os.path.isfile(uri.location):
+                raise KdedgeError("input file %s does not exist" % uri.location, fix=USAGE)
+            cap = cv2.VideoCapture(uri.location)
+        if not cap.isOpened():
+            cap.release()
+            fix = GST_FIX if uri.scheme in ("csi",) else (
+                "check the device exists and is not in use (`kdedge doctor` lists cameras)" if uri.scheme == "v4l2"
+                else "check the file plays (e.g. with ffplay) and is a format FFMPEG reads")
+            raise KdedgeError("cannot open input %s" % uri.string, fix=fix)
+        self.cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else None
+        if uri.scheme == "file":
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            self.frame_count = n if n > 0 else None
+        return self
+
+    def read(self) -> Tuple[str, Optional[np.ndarray]]:
+        ok, frame = self.cap.read()
+        if ok and frame is not None:
+            self.frames_read += 1
+            self._in_pass += 1
+            return OK, frame
+        if self.uri.scheme != "file":
+            return self._fail("%s stopped delivering frames after %d (camera or stream gone)" % (self.uri.string, self.frames_read))
+        expected = self.frame_count
+        if expected is not None and self._in_pass < expected - 1:
+            # Containers may over-report by one frame; fewer than that means the file is damaged.
+            return self._fail("%s ended after %d of %d frames: the file is truncated or corrupt"
+                              % (self.uri.location, self._in_pass, expected))
+        if self._in_pass == 0:
+            return self._fail("%s has no decodable frames" % self.uri.location)
+        if self.options.loop < 0 or self._loops < self.options.loop:
+            import cv2
+
+            self._loops += 1
+            self._in_pass = 0
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            return self.read()
+        return EOS, None
+
+    _loops = 0
+    _in_pass = 0
+
+    def close(self) -> None:
+        cap = getattr(self, "cap", None)
+        if cap is not None:
+            cap.release()
+            self.cap = None
+
+
+class ImageFilesSource(Source):
+    """One image file, or every image in a folder in name order."""
+
+    def open(self) -> "ImageFilesSource":
+        path = Path(self.uri.location)
+        if path.is_dir():
+            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not self.files:
+                raise KdedgeError("input folder %s holds no images (%s)" % (path, " ".join(IMAGE_EXTS)))
+        elif path.is_file():
+            self.files = [path]
+        else:
+            raise KdedgeError("input %s does not exist" % path, fix=USAGE)
+        self.frame_count = len(self.files)
+        self.current = None  # type: Optional[Path]
+        return self
+
+    def read(self) -> Tuple[str, Optional[np.ndarray]]:
+        import cv2
+
+        if self.frames_read >= len(self.files):
+            return EOS, None
+        self.current = self.files[self.frames_read]
+        frame = cv2.imread(str(self.current), cv2.IMREAD_COLOR)
+        if frame is None:
+            return self._fail("cannot decode image %s" % self.current)
+        self.frames_read += 1
+        return OK, frame
+
+
+def csi_pipeline(sensor: int, opt: VideoOptions) -> str:
+    """nvarguscamerasrc -> NVMM -> BGR appsink that holds one buffer and drops older ones."""
+    w, h, r = opt.width or 1280, opt.height or 720, int(opt.rate or 30)
+    return ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM),width=%d,height=%d,framerate=%d/1 ! "
+            "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+            "appsink drop=1 max-buffers=1 sync=false" % (sensor, w, h, r))
+
+
+def rtsp_pipeline(url: str, opt: VideoOptions) -> str:
+    return ("rtspsrc location=%s latency=%d ! decodebin ! videoconvert ! video/x-raw,format=BGR ! "
+            "appsink drop=1 max-buffers=1 sync=false" % (url, opt.latency_ms))
+
+
+def open_source(uri, options: Optional[VideoOptions] = None) -> Source:
+    """Parse `uri` (a string or URI) and return an opened Source; KdedgeError when that fails."""
+    uri = uri if isinstance(uri, URI) else parse_uri(uri)
+    options = options or VideoOptions()
+    if uri.scheme == "test":
+        return TestPatternSource(uri, options).open()
+    if uri.scheme in ("csi", "v4l2", "rtsp"):
+        return CvCaptureSource(uri, options).open()
+    if uri.scheme == "file":
+        if os.path.isdir(uri.location) or uri.extension in IMAGE_EXTS:
+            return ImageFilesSource(uri, options).open()
+        return CvCaptureSource(uri, options).open()
+    raise KdedgeError("%s cannot be an input (scheme %s)" % (uri.string, uri.scheme),
+                      fix="inputs: " + ", ".join(SOURCE_SCHEMES) + "\n" + USAGE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# sinks
+
+
+class Sink:
+    """Base class. `write(frame)` may raise KdedgeError; `streaming` turns False when the user closes
+    the window; `close()` finishes the output and must be safe to call twice and after an error."""
+
+    def __init__(self, uri: URI, options: VideoOptions):
+        self.uri = uri
+        self.options = options
+        self.frames_written = 0
+        self.streaming = True
+        self.path = None  # type: Optional[str]
+
+    def open(self) -> "Sink":
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Sink":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NullSink(Sink):
+    def write(self, frame: np.ndarray) -> None:
+        self.frames_written += 1
+
+
+class DisplaySink(Sink):
+    """cv2.imshow in a window; `q` or Esc ends the stream."""
+
+    def open(self) -> "DisplaySink":
+        if not display_available():
+            raise KdedgeError("%s: no display (OpenCV GUI: %s, DISPLAY=%r)"
+                              % (self.uri.string, cv2_build_info().get("GUI", "?"), os.environ.get("DISPLAY")),
+                              fix="use --output null:// or a file, or run on the Jetson's desktop with JetPack's OpenCV")
+        self.window = "kdedge %s" % self.uri.location
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        cv2.imshow(self.window, frame)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27):
+            self.streaming = False
+        self.frames_written += 1
+
+    def close(self) -> None:
+        import cv2
+
+        try:
+            cv2.destroyWindow(self.window)
+        except cv2.error:
+            pass
+
+
+class VideoFileSink(Sink):
+    """cv2.VideoWriter into a hidden temp file, renamed to the target on close (always playable)."""
+
+    def open(self) -> "VideoFileSink":
+        path = Path(self.uri.location)
+        if not path.parent.is_dir():
+            raise KdedgeError("output folder %s does not exist" % path.parent)
+        self.path = str(path)
+        self.codec = self.options.codec or CODECS.get(self.uri.extension)
+        if self.codec is None:
+            raise KdedgeError("no codec known for %s" % path.name, fix="use .mp4 (mp4v) or .avi (MJPG), or pass a codec")
+        self.tmp = str(path.parent / (".%s.partial%s" % (path.stem, path.suffix)))
+        self.writer = None
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*self.codec), float(self.options.fps), (w, h))
+            if not self.writer.isOpened():
+                self.writer = None
+                raise KdedgeError("OpenCV cannot write %s with codec %s" % (self.path, self.codec),
+                                  fix="use .mp4 (mp4v) or .avi (MJPG); H.264 needs an OpenCV built with it")
+            self.size = (w, h)
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            raise KdedgeError("frame size changed from %dx%d to %dx%d while writing %s"
+                              % (self.size + (frame.shape[1], frame.shape[0], self.path)))
+        self.writer.write(frame)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        writer, self.writer = getattr(self, "writer", None), None
+        if writer is not None:
+            writer.release()  # writes the container index: what makes the file playable
+            if self.frames_written:
+                os.replace(self.tmp, self.path)
+        tmp = getattr(self, "tmp", None)
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class ImageSink(Sink):
+    """Frames as images: into a folder (frame_000000.png ...) or, for one path with an image
+    extension, that file (later frames get _1, _2 ... suffixes). Each image is written atomically."""
+
+    def open(self) -> "ImageSink":
+        loc = self.uri.location
+        self.folder_mode = self.uri.extension not in IMAGE_EXTS
+        if self.folder_mode:
+            os.makedirs(loc, exist_ok=True)
+            self.path = loc
+        else:
+            if not os.path.isdir(os.path.dirname(loc) or "."):
+                raise KdedgeError("output folder %s does not exist" % os.path.dirname(loc))
+            self.path = loc
+        self.names = None  # type: Optional[List[str]]  # the pipeline may set source names
+        return self
+
+    def target(self, index: int) -> str:
+        if self.folder_mode:
+            name = self.names[index] if self.names and index < len(self.names) else "frame_%06d.png" % index
+            return os.path.join(self.path, name)
+        if index == 0:
+            return self.path
+        stem, ext = os.path.splitext(self.path)
+        return "%s_%d%s" % (stem, index, ext)
+
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        target = self.target(self.frames_written)
+        stem, ext = os.path.splitext(target)
+        tmp = os.path.join(os.path.dirname(target), ".%s.partial%s" % (os.path.basename(stem), ext or ".png"))
+        if not cv2.imwrite(tmp, frame):
+            raise KdedgeError("cannot write image %s" % target, fix="use a .png/.jpg/.bmp name and a writable folder")
+        os.replace(tmp, target)
+        self.frames_written += 1
+
+
+def open_sink(uri, options: Optional[VideoOptions] = None) -> Sink:
+    """Parse `uri` and return an opened Sink; KdedgeError when that fails."""
+    uri = uri if isinstance(uri, URI) else parse_uri(uri)
+    options = options or VideoOptions()
+    if uri.scheme == "null":
+        return NullSink(uri, options).open()
+    if uri.scheme == "display":
+        return DisplaySink(uri, options).open()
+    if uri.scheme == "file":
+        if uri.extension in VIDEO_EXTS:
+            return VideoFileSink(uri, options).open()
+        if uri.extension in IMAGE_EXTS or uri.extension == "" or os.path.isdir(uri.location) or uri.string.endswith("/"):
+            return ImageSink(uri, options).open()
+        raise KdedgeError("cannot tell what kind of output %s is (extension %r)" % (uri.string, uri.extension), fix=USAGE)
+    raise KdedgeError("%s cannot be an output (scheme %s)" % (uri.string, uri.scheme),
+                      fix="outputs: " + ", ".join(SINK_SCHEMES) + "\n" + USAGE)
