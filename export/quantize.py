@@ -1,0 +1,185 @@
+"""Step 3 of `kdedge export`: FP32 ONNX + activation ranges -> explicit Q/DQ INT8 ONNX (TensorRT's form).
+
+`quantize_qdq` inserts QuantizeLinear/DequantizeLinear with ONNX Runtime's QDQ quantizer, fed with
+the ranges `kdedge.export.calibrate` computed (not ORT's own calibrators, see there):
+- symmetric INT8 activations (zero point 0) and per-channel symmetric INT8 weights: what TensorRT's
+  explicit quantization builds from;
+- float weights followed by a Q/DQ pair (`AddQDQPairToWeight`), the form NVIDIA's
+  pytorch-quantization exports and every TensorRT version since 8.0 folds; biases stay float (TensorRT
+  fuses them itself);
+- `excluded` nodes stay in float: mixed precision, chosen by `sensitivity`.
+`u8s8=True` gives the asymmetric (UINT8 activations, INT8 weights) variant that ORT CPU runs fastest.
+
+`sensitivity` is the measurement behind the exclusions: quantize everything, measure PSNR against
+FP32 on validation images, then re-measure with each candidate node left in float, and keep greedily
+the exclusions that buy the most until the drop is under the target. The candidates are the nodes
+where SR nets are known to be fragile: the first and last convolutions, the image-space residual add,
+the pixel-shuffle tail and the output clip (and, for a small graph, every node).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from kdedge.errors import KdedgeError
+
+_TAIL_OPS = ("DepthToSpace", "Clip", "Add", "Sum", "Tile", "Concat")
+_ALL_NODES_LIMIT = 24  # graphs this small get every quantizable node as a candidate
+
+
+def _tensors_data(ranges: Dict[str, Tuple[float, float]]):
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+
+    data = {name: TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+            for name, (lo, hi) in ranges.items()}
+    # The label is informational only: the ranges are ours (see calibrate.py).
+    return TensorsData(CalibrationMethod.MinMax, data)
+
+
+def quantize_qdq(fp32_path, ranges: Dict[str, Tuple[float, float]], excluded: Sequence[str] = (),
+                 u8s8: bool = False):
+    """Return the Q/DQ ModelProto of `fp32_path` (not saved). `excluded`: node names kept in float."""
+    import onnx
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    model = load_model_with_shape_infer(Path(fp32_path))
+    extra = {
+        "ActivationSymmetric": not u8s8,
+        "WeightSymmetric": True,
+        "QuantizeBias": False,  # TensorRT wants float bias; ORT CPU fuses either way
+        "AddQDQPairToWeight": not u8s8,  # float weights + Q/DQ: the TensorRT form; ORT CPU prefers int8 initializers
+    }
+    quantizer = QDQQuantizer(
+        model,
+        True,  # per_channel
+        False,  # reduce_range: VNNI and TensorRT accumulate without 7-bit tricks
+        QuantType.QInt8,
+        QuantType.QUInt8 if u8s8 else QuantType.QInt8,
+        _tensors_data(ranges),
+        [],
+        list(excluded),
+        sorted(set(QLinearOpsRegistry) | set(QDQRegistry)),  # what quantize_static quantizes by default
+        extra,
+    )
+    quantizer.quantize_model()
+    proto = quantizer.model.model
+    src = onnx.load(str(fp32_path), load_external_data=False)
+    proto.ir_version = src.ir_version
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(src.metadata_props)
+    return proto
+
+
+def check_qdq_form(proto) -> Dict[str, int]:
+    """Assert the TensorRT form: every Q/DQ INT8 with zero point 0; weights per-channel. Returns counts."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    consts = {}
+    for n in proto.graph.node:
+        if n.op_type == "Constant":
+            consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+    counts = {"QuantizeLinear": 0, "DequantizeLinear": 0, "per_channel": 0}
+    for n in proto.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        counts[n.op_type] += 1
+        if len(n.input) < 3 or not n.input[2]:
+            raise KdedgeError("Q/DQ node %s has no zero point (TensorRT needs an explicit INT8 zero point)" % n.name)
+        zp_name = n.input[2]
+        zp = numpy_helper.to_array(inits[zp_name]) if zp_name in inits else consts.get(zp_name)
+        if zp is None:
+            raise KdedgeError("Q/DQ node %s: zero point %s is not a constant" % (n.name, zp_name))
+        if zp.dtype != np.int8 or np.any(zp != 0):
+            raise KdedgeError("Q/DQ node %s is not symmetric INT8 (zero point %s, %s)" % (n.name, zp.ravel()[:4], zp.dtype))
+        scale_name = n.input[1]
+        scale = numpy_helper.to_array(inits[scale_name]) if scale_name in inits else consts.get(scale_name)
+        if scale is not None and scale.size > 1:
+            counts["per_channel"] += 1
+    if counts["QuantizeLinear"] == 0:
+        raise KdedgeError("the INT8 model has no QuantizeLinear node: nothing was quantized")
+    _ = TensorProto  # keep the import next to numpy_helper for readers looking for dtype enums
+    return counts
+
+
+def quantizable_nodes(proto) -> List[str]:
+    """Names of nodes ORT's QDQ quantizer can put in INT8 (ops with a registered QDQ handler)."""
+    from onnxruntime.quantization.registry import QDQRegistry
+
+    return [n.name for n in proto.graph.node if n.op_type in QDQRegistry and n.name]
+
+
+def candidate_nodes(proto) -> List[str]:
+    """Sensitivity candidates: first and last conv, and the image-space tail (add, shuffle, clip).
+
+    A small graph (the students) gets every quantizable node: measuring is cheaper than guessing.
+    """
+    names = quantizable_nodes(proto)
+    if len(names) <= _ALL_NODES_LIMIT:
+        return names
+    by_name = {n.name: n for n in proto.graph.node}
+    convs = [n for n in names if by_name[n].op_type in ("Conv", "ConvTranspose")]
+    picked = convs[:1] + convs[-1:]
+    last_conv_index = max(i for i, n in enumerate(proto.graph.node) if n.name == convs[-1]) if convs else 0
+    picked += [n.name for n in proto.graph.node[last_conv_index:] if n.name in names and n.op_type in _TAIL_OPS]
+    return list(dict.fromkeys(picked))
+
+
+@dataclass
+class Sensitivity:
+    """What the sensitivity pass measured (all PSNR in dB vs the FP32 model, on validation inputs)."""
+
+    all_quantized_drop: float
+    per_node_gain: Dict[str, float]  # drop(all) - drop(all but this node in float)
+    excluded: List[str]
+    final_drop: float
+    steps: List[Dict[str, object]] = field(default_factory=list)
+
+    def hurt_most(self, k: int = 5) -> List[Tuple[str, float]]:
+        return sorted(self.per_node_gain.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_dict(self) -> Dict[str, object]:
+        return {
+            "all_quantized_drop_db": round(self.all_quantized_drop, 4),
+            "per_node_gain_db": {k: round(v, 4) for k, v in sorted(self.per_node_gain.items(), key=lambda kv: -kv[1])},
+            "excluded_nodes": list(self.excluded),
+            "final_drop_db": round(self.final_drop, 4),
+            "steps": self.steps,
+        }
+
+
+def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Callable[[object], float],
+                target_drop: float = 0.05, max_excluded: int = 4, min_gain: float = 0.005,
+                candidates: Optional[Sequence[str]] = None) -> Sensitivity:
+    """Choose float nodes by measurement. `drop_of(qdq_proto) -> dB` measures PSNR(FP32) - PSNR(INT8).
+
+    One pass ranks each candidate by the drop it recovers alone; then candidates are added in that
+    order, each kept only if the measured cumulative drop falls by at least `min_gain`, until the
+    drop is at most `target_drop` or `max_excluded` nodes are in float.
+    """
+    import onnx
+
+    proto = onnx.load(str(fp32_path))
+    cands = list(candidates) if candidates is not None else candidate_nodes(proto)
+    base = drop_of(quantize_qdq(fp32_path, ranges))
+    gains = {}
+    for name in cands:
+        gains[name] = base - drop_of(quantize_qdq(fp32_path, ranges, excluded=[name]))
+    excluded: List[str] = []
+    current = base
+    steps: List[Dict[str, object]] = [{"excluded": [], "drop_db": round(base, 4)}]
+    for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
+        if current <= target_drop or len(excluded) >= max_excluded or gain < min_gain:
+            break
+        trial = drop_of(quantize_qdq(fp32_path, ranges, excluded=excluded + [name]))
+        steps.append({"excluded": excluded + [name], "drop_db": round(trial, 4)})
+        if current - trial >= min_gain:
+            excluded.append(name)
+            current = trial
+    return Sensitivity(base, gains, excluded, current, steps)
