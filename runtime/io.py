@@ -173,7 +173,8 @@ class Source:
 class TestPatternSource(Source):
     """A deterministic moving pattern (frame i depends only on i): bars, a sliding gradient, a
     checkerboard and a moving disc, with fine detail so SR has something to do. Query options:
-    size=WxH (480x270), fps (30; 0 = unpaced), frames (unlimited)."""
+    size=WxH (480x270), fps (30; 0 = unpaced), frames (unlimited), fail_at=N (fail
+    like an unplugged camera after N frames; for tests of --reconnect)."""
 
     def __init__(self, uri: URI, options: VideoOptions):
         super().__init__(uri, options)
@@ -183,6 +184,8 @@ class TestPatternSource(Source):
             self.fps = float(uri.query.get("fps", options.rate if options.rate is not None else 30))
             frames = uri.query.get("frames")
             self.frame_count = int(frames) if frames else None
+            fail_at = uri.query.get("fail_at")  # simulate a camera lost after this many frames
+            self.fail_at = int(fail_at) if fail_at else None
         except ValueError as exc:
             raise KdedgeError("bad test:// option in %r: %s" % (uri.string, exc), fix=USAGE) from exc
         self.live = self.fps > 0
@@ -212,6 +215,8 @@ class TestPatternSource(Source):
     def read(self) -> Tuple[str, Optional[np.ndarray]]:
         if self.frame_count is not None and self.frames_read >= self.frame_count:
             return EOS, None
+        if self.fail_at is not None and self.frames_read >= self.fail_at:
+            return self._fail("test pattern: simulated camera loss after %d frames (fail_at)" % self.fail_at)
         if self.live:
             if self._t0 is None:
                 self._t0 = time.perf_counter()

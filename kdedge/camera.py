@@ -1,0 +1,115 @@
+"""Real-time super-resolution of a camera, stream or file with a kdedge bundle (torch-free).
+
+    python -m kdedge.camera [--model BUNDLE] [--input URI] [--output URI] [options]
+
+Frames are captured in their own thread (only the newest is kept on live sources, drops are
+counted), super-resolved by TensorRT or ONNX Runtime, and written by a writer thread. FPS, latency
+p50/p95 and drops are printed every few seconds; --stats-json writes them at the end. Ctrl-C or
+SIGTERM finish the output file cleanly. Exit status: 0 when the input ended or the run was stopped,
+1 when the source or sink failed (the output written so far is still finished and playable),
+2 for bad arguments.
+
+examples:
+  python -m kdedge.camera                                     # default bundle, test pattern, display or null
+  python -m kdedge.camera --input csi://0 --output display://0 --overlay
+  python -m kdedge.camera --input v4l2:///dev/video0 --output out.mp4 --reconnect
+  python -m kdedge.camera --model bundle/ --input clip.mp4 --output sr.avi --stats-json stats.json
+  python -m kdedge.camera --input test://?size=960x540 --frames 300 --output null:// --backend ort-cpu
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from kdedge.errors import KdedgeError
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default_x2"
+PRECISIONS = ("auto", "fp32", "fp16", "int8", "int8_u8s8")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kdedge.runtime.backends import BACKENDS
+
+    parser.add_argument("--model", metavar="BUNDLE", default=None,
+                        help="bundle folder from `kdedge export` (default: the shipped %s)" % DEFAULT_BUNDLE.name)
+    parser.add_argument("--input", metavar="URI", default="test://", help="source URI (default: test://)")
+    parser.add_argument("--output", metavar="URI", default=None,
+                        help="sink URI (default: display://0 when a display exists, else null://)")
+    parser.add_argument("--frames", type=int, default=None, metavar="N", help="stop after N processed frames")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto: TensorRT if importable, else ONNX Runtime CUDA, else ONNX Runtime CPU")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="bundle variant (auto: the bundle's default; U8S8 INT8 on the ORT CPU backend when present)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="ONNX Runtime intra-op threads")
+    parser.add_argument("--tile", type=int, default=0, metavar="PX",
+                        help="process frames larger than PX (LR pixels) in overlapping tiles (0: whole frames)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="re-open a camera or stream that fails, with exponential backoff")
+    parser.add_argument("--overlay", action="store_true", help="draw FPS, latency and drops on the output")
+    parser.add_argument("--stats-json", metavar="PATH", default=None, help="write run statistics here at the end")
+    parser.add_argument("--input-width", type=int, default=None, help="camera mode width (csi, v4l2)")
+    parser.add_argument("--input-height", type=int, default=None, help="camera mode height (csi, v4l2)")
+    parser.add_argument("--input-rate", type=float, default=None, help="camera frame rate (csi, v4l2)")
+    parser.add_argument("--input-loop", type=int, default=0, help="replay a file N times (-1: forever)")
+    parser.add_argument("--output-codec", default=None, help="fourcc for a video output (default by extension)")
+    parser.add_argument("--output-fps", type=float, default=None, help="frame rate written into a video output")
+    parser.add_argument("--quiet", action="store_true", help="no console status lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kdedge.runtime.io import USAGE
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kdedge.camera", description=__doc__.strip().splitlines()[0],
+        epilog="\n".join(__doc__.strip().splitlines()[2:]) + "\n\n" + USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdedge.runtime import io
+    from kdedge.runtime.pipeline import run_pipeline
+
+    model = args.model or str(DEFAULT_BUNDLE)
+    if args.model is None and not DEFAULT_BUNDLE.is_dir():
+        raise KdedgeError("no --model given and the default bundle %s is not installed" % DEFAULT_BUNDLE,
+                          fix="pass --model BUNDLE (a folder written by `kdedge export`)")
+    output = args.output or ("display://0" if io.display_available() else "null://")
+    for name in ("frames", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise KdedgeError("--%s must be at least 1, got %d" % (name, value))
+    if args.tile < 0:
+        raise KdedgeError("--tile must be 0 or positive, got %d" % args.tile)
+    src_opts = io.VideoOptions(width=args.input_width, height=args.input_height, rate=args.input_rate,
+                               loop=args.input_loop)
+    sink_opts = None
+    if args.output_codec or args.output_fps:
+        sink_opts = io.VideoOptions(codec=args.output_codec, fps=args.output_fps or 30.0)
+    stats = run_pipeline(model, args.input, output, backend=args.backend, precision=args.precision,
+                         threads=args.threads, frames=args.frames, tile=args.tile, reconnect=args.reconnect,
+                         stats_json=args.stats_json, overlay=args.overlay, quiet=args.quiet,
+                         source_options=src_opts, sink_options=sink_opts)
+    return 1 if stats["end_reason"] in ("source-error", "sink-error") else 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # unknown flags: argparse prints usage and exits 2
+    try:
+        return run(args)
+    except KdedgeError as exc:
+        print("kdedge.camera: error: %s" % exc.message, file=sys.stderr)
+        if exc.fix:
+            print("  fix: %s" % exc.fix, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kdedge.camera: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,464 @@
+"""The real-time loop: capture thread -> SR (this thread) -> writer thread, with stats and clean shutdown.
+
+Why three threads: ONNX Runtime and TensorRT release the GIL while they run, so the colour split of
+frame i+1 (capture thread) and the chroma merge and encoding of frame i-1 (writer thread) overlap
+the model on frame i; end-to-end throughput is then set by the model, not by the sum of the stages.
+
+- Live sources (cameras, streams, a paced test pattern) go through a one-frame slot: the capture
+  thread overwrites an unread frame and counts it as dropped, so latency cannot build up. Files and
+  folders go through a small blocking queue instead: every frame is processed.
+- Every frame read is accounted for: `captured == processed + dropped`, and every processed frame is
+  handed to the sink (`written` is lower only when the sink itself failed, which is reported).
+- SIGINT/SIGTERM set a stop flag: the loop stops taking frames, drains the writer and closes the sink,
+  so a video file is finished and playable. A second Ctrl-C interrupts at once.
+- A live source that fails is re-opened with exponential backoff when `reconnect` is set; otherwise,
+  and for files, the run ends with the source's message and exit status 1 (output still finished).
+- The model runs on Y/255 with bicubic chroma (manifest color "y") or on RGB; frames larger than
+  `tile` LR pixels are processed in overlapping tiles.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from kdedge.errors import KdedgeError
+from kdedge.runtime import colour, io
+from kdedge.runtime.bundle import atomic_write_bytes
+
+_END = object()
+
+
+class SRProcessor:
+    """Frame -> super-resolved frame for one bundle and one (activated) backend, in three stages.
+
+    `prepare` (any thread) splits colour and builds the model input; `infer` (the thread that
+    activated the backend) runs the model, tiled when asked; `finish` (any thread) merges colour and
+    returns BGR uint8. `process` runs all three.
+    """
+
+    def __init__(self, bundle, backend, tile: int = 0, tile_overlap: int = 16):
+        self.bundle = bundle
+        self.backend = backend
+        self.scale = bundle.scale
+        self.tile = int(tile or 0)
+        self.overlap = int(tile_overlap)
+        self.multiple = bundle.size_multiple
+        self.model_time = 0.0  # seconds spent in the backend for the last frame
+
+    def prepare(self, frame: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray], Tuple[int, int]]:
+        if frame.ndim == 2:
+            import cv2
+
+            frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if self.bundle.color == "y":
+            y, cbcr = colour.split_y(frame, self.scale)
+            return y[None], cbcr, frame.shape[:2]
+        rgb = frame[..., ::-1].transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
+        return rgb, None, frame.shape[:2]
+
+    def infer(self, chw: np.ndarray) -> np.ndarray:
+        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`."""
+        self.model_time = 0.0
+        c, h, w = chw.shape
+        if self.tile and (h > self.tile or w > self.tile):
+            return self._tiled(chw)
+        return self._run(chw)
+
+    def _run(self, chw: np.ndarray) -> np.ndarray:
+        c, h, w = chw.shape
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:  # edge padding to the size multiple the model needs, cropped off again below
+            chw = np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="edge")
+        x = np.ascontiguousarray(chw[None], dtype=np.float32)
+        out = self.backend.infer({self.bundle.input_name: x}, check_inputs=False)[self.bundle.output_name]
+        self.model_time += self.backend.inference_time or 0.0
+        s = self.scale
+        return out[0, :, : h * s, : w * s]
+
+    def _tiled(self, chw: np.ndarray) -> np.ndarray:
+        """Overlapping tiles; each keeps only its centre so seams never show the model's border effects."""
+        c, h, w = chw.shape
+        s, t, o = self.scale, self.tile, self.overlap
+        out = np.empty((c, h * s, w * s), np.float32)
+        for y0 in range(0, h, t):
+            for x0 in range(0, w, t):
+                y1, x1 = min(y0 + t, h), min(x0 + t, w)
+                ya, xa = max(y0 - o, 0), max(x0 - o, 0)
+                yb, xb = min(y1 + o, h), min(x1 + o, w)
+                sr = self._run(chw[:, ya:yb, xa:xb])
+                out[:, y0 * s:y1 * s, x0 * s:x1 * s] = sr[:, (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s]
+        return out
+
+    def finish(self, sr: np.ndarray, cbcr: Optional[np.ndarray]) -> np.ndarray:
+        if self.bundle.color == "y":
+            return colour.merge_y(sr[0], cbcr)
+        bgr = sr[::-1].transpose(1, 2, 0) * 255.0
+        return np.clip(bgr + 0.5, 0, 255).astype(np.uint8)
+
+    def process(self, frame: np.ndarray) -> np.ndarray:
+        chw, cbcr, _ = self.prepare(frame)
+        return self.finish(self.infer(chw), cbcr)
+
+
+class Stats:
+    """Counters and rolling latency windows; `summary()` is the stats JSON."""
+
+    def __init__(self, window: int = 2000):
+        self.lock = threading.Lock()
+        self.captured = self.processed = self.dropped = self.written = 0
+        self.reconnects = 0
+        self.latency = collections.deque(maxlen=window)  # capture -> written, seconds
+        self.model = collections.deque(maxlen=window)
+        self.start = time.perf_counter()
+        self.first_output = None  # type: Optional[float]
+        self.in_size = self.out_size = None  # type: Optional[Tuple[int, int]]
+        self._recent = collections.deque(maxlen=120)  # write times for the live FPS
+
+    def fps(self) -> float:
+        with self.lock:
+            recent = list(self._recent)
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+    @staticmethod
+    def _pct(values, q: float) -> Optional[float]:
+        return float(np.percentile(np.asarray(values), q) * 1000.0) if len(values) else None
+
+    def line(self) -> str:
+        with self.lock:
+            lat = list(self.latency)
+            n, d = self.processed, self.dropped
+        p50, p95 = self._pct(lat, 50), self._pct(lat, 95)
+        size = "%dx%d -> %dx%d" % (self.in_size + self.out_size) if self.in_size and self.out_size else ""
+        return "frame %d  %s  %.1f FPS  latency p50 %s p95 %s ms  dropped %d" % (
+            n, size, self.fps(), "-" if p50 is None else "%.0f" % p50, "-" if p95 is None else "%.0f" % p95, d)
+
+    def summary(self) -> Dict[str, Any]:
+        with self.lock:
+            lat, mod = list(self.latency), list(self.model)
+            elapsed = time.perf_counter() - self.start
+            return {
+                "frames_captured": self.captured,
+                "frames_processed": self.processed,
+                "frames_dropped": self.dropped,
+                "frames_written": self.written,
+                "reconnects": self.reconnects,
+                "elapsed_s": round(elapsed, 3),
+                "fps": round(self.processed / elapsed, 3) if elapsed > 0 else 0.0,
+                "input_size": list(self.in_size) if self.in_size else None,
+                "output_size": list(self.out_size) if self.out_size else None,
+                "latency_ms": {"p50": self._pct(lat, 50), "p95": self._pct(lat, 95),
+                               "max": max(lat) * 1000.0 if lat else None, "window": len(lat)},
+                "model_ms": {"p50": self._pct(mod, 50), "p95": self._pct(mod, 95), "window": len(mod)},
+            }
+
+
+class _Slot:
+    """Hand-over between the capture thread and the SR loop: newest-only (live) or a blocking queue."""
+
+    def __init__(self, live: bool, stats: Stats):
+        self.live = live
+        self.stats = stats
+        self.cond = threading.Condition()
+        self.items = collections.deque()  # type: collections.deque
+        self.capacity = 1 if live else 3
+
+    def put(self, item, stop: threading.Event) -> None:
+        with self.cond:
+            if self.live or item is _END:
+                if item is not _END and self.items and self.items[-1] is not _END:
+                    self.items.pop()
+                    with self.stats.lock:
+                        self.stats.dropped += 1
+                self.items.append(item)
+                self.cond.notify_all()
+                return
+            while len(self.items) >= self.capacity and not stop.is_set():
+                self.cond.wait(0.1)
+            if stop.is_set():
+                with self.stats.lock:
+                    self.stats.dropped += 1  # read but never processed: the run is stopping
+                return
+            self.items.append(item)
+            self.cond.notify_all()
+
+    def get(self, timeout: float):
+        with self.cond:
+            if not self.items:
+                self.cond.wait(timeout)
+            if not self.items:
+                return None
+            item = self.items.popleft()
+            self.cond.notify_all()
+            return item
+
+    def discard(self) -> int:
+        """Frames still waiting when the run stops: counted as dropped so the books balance."""
+        with self.cond:
+            n = sum(1 for it in self.items if it is not _END)
+            self.items.clear()
+            self.cond.notify_all()
+        with self.stats.lock:
+            self.stats.dropped += n
+        return n
+
+
+class Pipeline:
+    """source URI -> SR -> sink URI. Call `run()` from the thread that should own the backend."""
+
+    def __init__(self, bundle, backend, input_uri: str = "test://", output_uri: str = "null://",
+                 frames: Optional[int] = None, tile: int = 0, reconnect: bool = False,
+                 stats_json: Optional[str] = None, overlay: bool = False, quiet: bool = False,
+                 source_options: Optional[io.VideoOptions] = None, sink_options: Optional[io.VideoOptions] = None,
+                 status_interval: float = 2.0, log: Optional[Callable[[str], None]] = None,
+                 max_backoff: float = 8.0):
+        self.bundle = bundle
+        self.backend = backend
+        self.input_uri, self.output_uri = input_uri, output_uri
+        self.frames = frames
+        self.tile = tile
+        self.reconnect = reconnect
+        self.stats_json = stats_json
+        self.overlay = overlay
+        self.quiet = quiet
+        self.source_options = source_options or io.VideoOptions()
+        self.sink_options = sink_options
+        self.status_interval = status_interval
+        self.max_backoff = max_backoff
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.stats = Stats()
+        self.stop = threading.Event()
+        self.end_reason = None  # type: Optional[str]
+        self.error = None  # type: Optional[str]
+        self.signal_received = None  # type: Optional[str]
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            self._log(msg)
+
+    # -- threads -----------------------------------------------------------------------
+    def _capture(self, source: io.Source, slot: _Slot, proc: SRProcessor) -> None:
+        backoff = 0.5
+        try:
+            while not self.stop.is_set():
+                status, frame = source.read()
+                if status == io.OK:
+                    backoff = 0.5
+                    t = time.perf_counter()
+                    with self.stats.lock:
+                        self.stats.captured += 1
+                    slot.put((t, frame.shape[:2], proc.prepare(frame)), self.stop)
+                    continue
+                if status == io.EOS:
+                    self._finish("eos", stop=False)  # frames already read are still processed
+                    break
+                message = source.error or "%s failed" % self.input_uri
+                if self.reconnect and source.live:
+                    self.log("kdedge: %s; re-opening in %.1f s (--reconnect)" % (message, backoff))
+                    source.close()
+                    new = self._reopen(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    if new is None:
+                        break
+                    source = new
+                    continue
+                self._finish("source-error", message, stop=False)
+                break
+        except Exception as exc:  # a crash here must still end the run cleanly
+            self._finish("source-error", "capture failed: %r" % (exc,))
+        finally:
+            source.close()
+            slot.put(_END, self.stop)
+
+    def _reopen(self, delay: float) -> Optional[io.Source]:
+        while not self.stop.wait(delay):
+            try:
+                src = io.open_source(self.input_uri, self.source_options)
+                with self.stats.lock:
+                    self.stats.reconnects += 1
+                self.log("kdedge: %s re-opened" % self.input_uri)
+                return src
+            except KdedgeError as exc:
+                delay = min(delay * 2, self.max_backoff)
+                self.log("kdedge: re-open failed (%s); next try in %.1f s" % (exc.message, delay))
+        return None
+
+    def _writer(self, sink: io.Sink, q: "queue.Queue", proc: SRProcessor) -> None:
+        failed = False
+        while True:
+            item = q.get()
+            if item is _END:
+                break
+            t0, sr, cbcr = item
+            if failed:
+                continue  # keep draining so the SR loop never blocks on a dead sink
+            try:
+                out = proc.finish(sr, cbcr)
+                if self.overlay:
+                    self._draw_overlay(out)
+                sink.write(out)
+            except Exception as exc:
+                failed = True
+                self._finish("sink-error", "writing %s failed: %s" % (self.output_uri, getattr(exc, "message", exc)))
+                continue
+            now = time.perf_counter()
+            with self.stats.lock:
+                self.stats.written += 1
+                self.stats.latency.append(now - t0)
+                self.stats._recent.append(now)
+                if self.stats.out_size is None:
+                    self.stats.out_size = (out.shape[1], out.shape[0])
+            if not sink.streaming:
+                self._finish("sink-closed")
+
+    def _draw_overlay(self, frame: np.ndarray) -> None:
+        import cv2
+
+        text = self.stats.line()
+        cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+
+    def _finish(self, reason: str, error: Optional[str] = None, stop: bool = True) -> None:
+        """Record why the run ends (first reason wins). `stop` also stops taking frames at once; a
+        source that ends instead lets the frames it already delivered through."""
+        if self.end_reason is None:
+            self.end_reason = reason
+            self.error = error
+        if stop:
+            self.stop.set()
+
+    def _on_signal(self, signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_received and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: the user really wants out
+        self.signal_received = name
+        self.log("kdedge: %s received, finishing the output (Ctrl-C again to abort)" % name)
+        self._finish("signal")
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> Dict[str, Any]:
+        """Run to the end; returns the stats dict (also written to `stats_json`). Never raises for a
+        source or sink failure mid-stream: those end the run with `end_reason`/`error` set."""
+        source = io.open_source(self.input_uri, self.source_options)
+        sink_opts = self.sink_options or io.VideoOptions(fps=source.fps or 30.0)
+        try:
+            sink = io.open_sink(self.output_uri, sink_opts)
+        except BaseException:
+            source.close()
+            raise
+        if isinstance(sink, io.ImageSink) and isinstance(source, io.ImageFilesSource) and sink.folder_mode:
+            sink.names = [p.stem + ".png" for p in source.files]  # keep the input names in folder -> folder runs
+        handlers = self._install_signals()
+        slot = _Slot(source.live, self.stats)
+        outq = queue.Queue(maxsize=4)  # type: queue.Queue
+        writer = capture = None
+        try:
+            self.backend.activate()  # in this thread: the TensorRT/pycuda context belongs here
+            proc = SRProcessor(self.bundle, self.backend, tile=self.tile)
+            self.log("kdedge: %s | %s -> %s | backend %s | x%d %s%s" % (
+                self.bundle.name, self.input_uri, self.output_uri, self.backend.label, self.bundle.scale,
+                self.bundle.color, " | tile %d" % self.tile if self.tile else ""))
+            writer = threading.Thread(target=self._writer, args=(sink, outq, proc), name="kdedge-writer", daemon=True)
+            capture = threading.Thread(target=self._capture, args=(source, slot, proc), name="kdedge-capture", daemon=True)
+            writer.start()
+            capture.start()
+            self.stats.start = time.perf_counter()
+            last_status = time.perf_counter()
+            while True:
+                item = slot.get(timeout=0.1)
+                if item is None:
+                    if self.stop.is_set() and not capture.is_alive():
+                        break
+                    continue
+                if item is _END:
+                    break
+                if self.stop.is_set():
+                    with self.stats.lock:
+                        self.stats.dropped += 1
+                    continue
+                t0, hw, (chw, cbcr, _) = item
+                sr = proc.infer(chw)
+                with self.stats.lock:
+                    self.stats.processed += 1
+                    self.stats.model.append(proc.model_time)
+                    if self.stats.in_size is None:
+                        self.stats.in_size = (hw[1], hw[0])
+                    done = self.stats.processed
+                outq.put((t0, sr, cbcr))
+                now = time.perf_counter()
+                if now - last_status >= self.status_interval:  # throttled: one line per interval
+                    last_status = now
+                    self.log("kdedge: " + self.stats.line())
+                if self.frames and done >= self.frames:
+                    self._finish("frames")
+        finally:
+            self.stop.set()
+            if capture is not None:
+                capture.join(timeout=10.0)
+            slot.discard()
+            if writer is not None:
+                outq.put(_END)
+                writer.join()
+            sink.close()
+            if capture is None:
+                source.close()
+            self.backend.deactivate()
+            self._restore_signals(handlers)
+        return self._report(source, sink)
+
+    def _report(self, source: io.Source, sink: io.Sink) -> Dict[str, Any]:
+        summary = self.stats.summary()
+        summary.update({
+            "bundle": self.bundle.name, "bundle_path": str(self.bundle.path), "scale": self.bundle.scale,
+            "color": self.bundle.color, "backend": self.backend.label, "precision": self.backend.precision,
+            "input": self.input_uri, "output": self.output_uri, "output_path": sink.path,
+            "tile": self.tile, "end_reason": self.end_reason or "eos", "error": self.error,
+            "signal": self.signal_received,
+        })
+        summary["accounted"] = summary["frames_captured"] == summary["frames_processed"] + summary["frames_dropped"]
+        self.log("kdedge: done (%s): %d processed, %d dropped, %d written, %.1f FPS%s" % (
+            summary["end_reason"], summary["frames_processed"], summary["frames_dropped"], summary["frames_written"],
+            summary["fps"], ", output %s" % sink.path if sink.path else ""))
+        if self.error:
+            self.log("kdedge: error: %s" % self.error)
+        if self.stats_json:
+            path = Path(self.stats_json)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+        return summary
+
+    def _install_signals(self) -> Optional[Dict[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, self._on_signal)
+        return old
+
+    @staticmethod
+    def _restore_signals(old: Optional[Dict[int, Any]]) -> None:
+        for sig, handler in (old or {}).items():
+            signal.signal(sig, handler)
+
+
+def run_pipeline(bundle_path, input_uri: str = "test://", output_uri: str = "null://", backend: str = "auto",
+                 precision: str = "auto", threads: Optional[int] = None, **kwargs) -> Dict[str, Any]:
+    """Load a bundle, pick a backend and run the pipeline; returns the stats dict."""
+    from kdedge.runtime.backends import create_backend
+    from kdedge.runtime.bundle import load_bundle
+
+    bundle = load_bundle(bundle_path)
+    be = create_backend(bundle, backend, precision, threads=threads)
+    return Pipeline(bundle, be, input_uri, output_uri, **kwargs).run()
