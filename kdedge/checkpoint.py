@@ -79,6 +79,10 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         raise KdedgeError("cannot write %s: %s" % (path, exc), fix="choose a writable folder (--out)") from exc
     try:
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates the file 0600; give it the mode a plain open() would have.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(f.fileno(), 0o666 & ~umask)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
