@@ -190,27 +190,29 @@ class TestPatternSource(Source):
             raise KdedgeError("bad test:// option in %r: %s" % (uri.string, exc), fix=USAGE) from exc
         self.live = self.fps > 0
         w, h = self.width, self.height
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        base = np.zeros((h, 2 * w, 3), np.float32)
+        # A strip twice the frame width is rendered once; frame i is a window into it plus a moving
+        # disc, so producing a frame costs a copy and a cv2.circle (a camera stand-in must be cheap,
+        # or it would eat the CPU the benchmark is measuring).
+        yy = np.arange(h, dtype=np.float32)[:, None]
         xw = np.arange(2 * w, dtype=np.float32)[None, :]
-        base[..., 0] = 128 + 100 * np.sin(xw / 23.0) * np.cos(yy[:, :1] / 17.0)
-        base[..., 1] = 128 + 90 * np.sin(xw / 7.0 + yy[:, :1] / 11.0)
-        base[..., 2] = (xw * 255.0 / (2 * w)).repeat(h, 0)
-        check = (((xx // 8) + (yy // 8)) % 2).astype(np.float32) * 60 - 30
-        self._base = base
-        self._check = check[..., None]
-        self._yy, self._xx = yy, xx
+        base = np.empty((h, 2 * w, 3), np.float32)
+        base[..., 0] = 128 + 100 * np.sin(xw / 23.0) * np.cos(yy / 17.0)
+        base[..., 1] = 128 + 90 * np.sin(xw / 7.0 + yy / 11.0)
+        base[..., 2] = xw * 255.0 / (2 * w)
+        base += ((((xw // 8) + (yy // 8)) % 2) * 60 - 30)[..., None]
+        self._strip = np.clip(base, 0, 255).astype(np.uint8)
         self._t0 = None  # type: Optional[float]
 
     def frame(self, i: int) -> np.ndarray:
+        import cv2
+
         w, h = self.width, self.height
         off = (3 * i) % w
-        img = self._base[:, off:off + w] + np.roll(self._check, i % 16, axis=1)
-        cx = (w / 2) + (w / 3) * np.cos(i / 20.0)
-        cy = (h / 2) + (h / 3) * np.sin(i / 15.0)
-        disc = ((self._xx - cx) ** 2 + (self._yy - cy) ** 2) < (min(w, h) / 8.0) ** 2
-        img[disc] = (40, 200, 240)
-        return np.clip(img, 0, 255).astype(np.uint8)
+        img = self._strip[:, off:off + w].copy()
+        cx = int(w / 2 + (w / 3) * np.cos(i / 20.0))
+        cy = int(h / 2 + (h / 3) * np.sin(i / 15.0))
+        cv2.circle(img, (cx, cy), max(2, min(w, h) // 8), (40, 200, 240), -1, cv2.LINE_AA)
+        return img
 
     def read(self) -> Tuple[str, Optional[np.ndarray]]:
         if self.frame_count is not None and self.frames_read >= self.frame_count:

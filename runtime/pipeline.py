@@ -123,11 +123,11 @@ class Stats:
         self.start = time.perf_counter()
         self.first_output = None  # type: Optional[float]
         self.in_size = self.out_size = None  # type: Optional[Tuple[int, int]]
-        self._recent = collections.deque(maxlen=120)  # write times for the live FPS
+        self.write_times = collections.deque(maxlen=window)  # for the live FPS and for benchmarks
 
     def fps(self) -> float:
         with self.lock:
-            recent = list(self._recent)
+            recent = list(self.write_times)[-120:]
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
@@ -223,7 +223,7 @@ class Pipeline:
                  stats_json: Optional[str] = None, overlay: bool = False, quiet: bool = False,
                  source_options: Optional[io.VideoOptions] = None, sink_options: Optional[io.VideoOptions] = None,
                  status_interval: float = 2.0, log: Optional[Callable[[str], None]] = None,
-                 max_backoff: float = 8.0):
+                 max_backoff: float = 8.0, progress: Optional[Callable[[int, Optional[int]], None]] = None):
         self.bundle = bundle
         self.backend = backend
         self.input_uri, self.output_uri = input_uri, output_uri
@@ -237,6 +237,7 @@ class Pipeline:
         self.sink_options = sink_options
         self.status_interval = status_interval
         self.max_backoff = max_backoff
+        self.progress = progress  # called as progress(processed, total or None) after each frame
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.stats = Stats()
         self.stop = threading.Event()
@@ -317,7 +318,7 @@ class Pipeline:
             with self.stats.lock:
                 self.stats.written += 1
                 self.stats.latency.append(now - t0)
-                self.stats._recent.append(now)
+                self.stats.write_times.append(now)
                 if self.stats.out_size is None:
                     self.stats.out_size = (out.shape[1], out.shape[0])
             if not sink.streaming:
@@ -397,6 +398,8 @@ class Pipeline:
                         self.stats.in_size = (hw[1], hw[0])
                     done = self.stats.processed
                 outq.put((t0, sr, cbcr))
+                if self.progress is not None:
+                    self.progress(done, self.frames or source.frame_count)
                 now = time.perf_counter()
                 if now - last_status >= self.status_interval:  # throttled: one line per interval
                     last_status = now

@@ -1,0 +1,69 @@
+"""Latency and FPS of a bundle per backend, precision and input size, model-only and end to end.
+
+Model-only times the backend on a (1, C, H, W) input; end-to-end runs the real pipeline (colour
+split, SR, colour merge, threads) from an unpaced test pattern into a null sink. Bicubic is timed
+beside them. Sizes are LR luma H x W (default 270x480 and 540x960). Median and spread (p10/p90) of
+--runs repeats after --warmup runs; --rounds alternates model-only and end-to-end runs.
+
+examples:
+  kdedge bench kdedge/assets/default_x2
+  kdedge bench bundle/ --backend ort-cpu --precision int8_u8s8 --size 270x480 --json > bench.json
+  kdedge bench bundle/ --rounds 3 --threads 2 --json --out results/bench.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from kdedge.cli._common import add_config_argument
+from kdedge.errors import KdedgeError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", nargs="?", default=None, help="bundle folder")
+    parser.add_argument("--backend", action="append", default=None,
+                        help="tensorrt, ort-tensorrt, ort-cuda or ort-cpu; repeat for several (default: all available)")
+    parser.add_argument("--precision", action="append", default=None, help="repeatable (default: every precision in the bundle)")
+    parser.add_argument("--size", action="append", default=None, metavar="HxW",
+                        help="LR luma size, repeatable (default: 270x480 and 540x960)")
+    parser.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first")
+    parser.add_argument("--rounds", type=int, default=1, help="alternate model-only and end-to-end this many times")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--no-e2e", action="store_true", help="model-only timings")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--out", default=None, help="also write the JSON result to this file")
+    add_config_argument(parser)
+
+
+def _sizes(values):
+    sizes = []
+    for v in values:
+        m = re.match(r"^(\d+)[xX](\d+)$", v)
+        if not m:
+            raise KdedgeError("--size must be HxW (e.g. 270x480), got %r" % v)
+        sizes.append((int(m.group(1)), int(m.group(2))))
+    return sizes
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdedge.runtime.bench import DEFAULT_SIZES, bench, format_report
+    from kdedge.runtime.bundle import atomic_write_bytes
+
+    if not args.bundle:
+        raise KdedgeError("no bundle given", fix="kdedge bench BUNDLE_DIR")
+    if args.runs < 2 or args.warmup < 0 or args.rounds < 1:
+        raise KdedgeError("need --runs >= 2, --warmup >= 0, --rounds >= 1")
+    log = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = bench(args.bundle, backends=args.backend, precisions=args.precision,
+                   sizes=_sizes(args.size) if args.size else DEFAULT_SIZES, runs=args.runs, warmup=args.warmup,
+                   rounds=args.rounds, threads=args.threads, e2e=not args.no_e2e, log=log)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        from pathlib import Path
+
+        atomic_write_bytes(Path(args.out), (text + "\n").encode("utf-8"))
+    print(text if args.json else format_report(result))
+    return 0

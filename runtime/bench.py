@@ -1,0 +1,154 @@
+"""Latency and throughput of a bundle: per backend, precision and input size, model-only and end to end.
+
+Model-only: the backend's `infer` on a (1, C, H, W) input made from the test pattern, after warm-up,
+`runs` times; median and spread (p10/p90) in ms. End to end: the real pipeline (capture thread with
+colour split, SR, writer thread with colour merge) from an unpaced `test://` source of H x W frames
+into `null://`; FPS from the writer's timestamps after the warm-up frames. Bicubic (OpenCV, on the
+BGR frame and on the Y plane) is timed beside them as the floor every SR model is compared to.
+The ratio e2e/model says how much the pipeline costs on top of the model (acceptance: >= 0.9 at
+270x480 on a CPU). `rounds` > 1 alternates model-only and end-to-end runs and keeps the medians, which
+damps the noise of a shared machine.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from kdedge.runtime import colour, io
+from kdedge.runtime.backends import available_backends, create_backend
+from kdedge.runtime.bundle import load_bundle
+from kdedge.runtime.pipeline import Pipeline, SRProcessor
+
+DEFAULT_SIZES = ((270, 480), (540, 960))  # (H, W) of the LR luma
+
+
+def _spread(times_s: Sequence[float]) -> Dict[str, float]:
+    ms = np.asarray(times_s) * 1000.0
+    return {"median": float(np.median(ms)), "p10": float(np.percentile(ms, 10)),
+            "p90": float(np.percentile(ms, 90)), "min": float(ms.min()), "n": int(ms.size)}
+
+
+def _frame(h: int, w: int) -> np.ndarray:
+    return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
+
+
+def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
+                threads: Optional[int]) -> Dict[str, Any]:
+    h, w = size
+    be = create_backend(bundle, backend, precision, threads=threads)
+    with be:
+        proc = SRProcessor(bundle, be)
+        chw, _, _ = proc.prepare(_frame(h, w))
+        feed = {bundle.input_name: np.ascontiguousarray(chw[None])}
+        for _ in range(warmup):
+            be.infer(feed, check_inputs=False)
+        times = []
+        for _ in range(runs):
+            be.infer(feed, check_inputs=False)
+            times.append(be.inference_time)
+        label = be.label
+    return {"label": label, "ms": _spread(times)}
+
+
+def bench_e2e(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
+              threads: Optional[int]) -> Dict[str, Any]:
+    h, w = size
+    be = create_backend(bundle, backend, precision, threads=threads)
+    uri = "test://?size=%dx%d&fps=0&frames=%d" % (w, h, warmup + runs)
+    p = Pipeline(bundle, be, uri, "null://", quiet=True)
+    s = p.run()
+    t = list(p.stats.write_times)[warmup:]
+    fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0
+    return {"fps": fps, "latency_ms": s["latency_ms"], "frames": s["frames_processed"], "accounted": s["accounted"]}
+
+
+def bench_bicubic(size: Tuple[int, int], scale: int, runs: int) -> Dict[str, Any]:
+    import cv2
+
+    h, w = size
+    frame = _frame(h, w)
+    y = colour.bgr_to_ycbcr(frame)[..., 0].copy()
+    out = {}
+    for name, fn in (("bgr", lambda: colour.bicubic_bgr(frame, scale)),
+                     ("y", lambda: cv2.resize(y, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC))):
+        fn()
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out[name] = _spread(times)
+    return out
+
+
+def _runnable(bundle, backend: str) -> List[str]:
+    precs = sorted(bundle.precisions)
+    if backend == "tensorrt":
+        precs = [p for p in precs if p != "int8_u8s8"]
+    return precs
+
+
+def bench(bundle_path, backends: Optional[Sequence[str]] = None, precisions: Optional[Sequence[str]] = None,
+          sizes: Sequence[Tuple[int, int]] = DEFAULT_SIZES, runs: int = 30, warmup: int = 5, rounds: int = 1,
+          threads: Optional[int] = None, e2e: bool = True,
+          log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """Benchmark a bundle; returns {"bundle", "machine", "rows": [...], "bicubic": [...]}."""
+    import cv2
+    import onnxruntime
+
+    bundle = load_bundle(bundle_path)
+    backends = list(backends or [b for b in available_backends() if b != "ort-tensorrt"])
+    rows = []
+    for backend in backends:
+        for prec in (precisions or _runnable(bundle, backend)):
+            for size in sizes:
+                models, e2es, label, lat = [], [], "", None
+                for _ in range(max(1, rounds)):
+                    m = bench_model(bundle, backend, prec, size, runs, warmup, threads)
+                    models.append(m["ms"])
+                    label = m["label"]
+                    if e2e:
+                        e = bench_e2e(bundle, backend, prec, size, runs, warmup, threads)
+                        e2es.append(e["fps"])
+                        lat = e["latency_ms"]
+                model_ms = float(np.median([m["median"] for m in models]))
+                row = {
+                    "backend": backend, "label": label, "precision": prec, "size_hw": list(size),
+                    "model_ms": models[0] if len(models) == 1 else {"median": model_ms, "rounds": models},
+                    "model_fps": 1000.0 / model_ms,
+                    "e2e_fps": float(np.median(e2es)) if e2es else None,
+                    "e2e_fps_rounds": e2es,
+                    "e2e_latency_ms": lat,
+                }
+                row["e2e_over_model"] = row["e2e_fps"] / row["model_fps"] if e2es else None
+                rows.append(row)
+                if log:
+                    log(format_row(row))
+    bic = [{"size_hw": list(s), "ms": bench_bicubic(s, bundle.scale, runs)} for s in sizes]
+    return {
+        "bundle": str(bundle.path), "name": bundle.name, "scale": bundle.scale, "color": bundle.color,
+        "runs": runs, "warmup": warmup, "rounds": rounds, "threads": threads,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__},
+        "rows": rows, "bicubic": bic,
+    }
+
+
+def format_row(row: Dict[str, Any]) -> str:
+    h, w = row["size_hw"]
+    ms = row["model_ms"]["median"]
+    e2e = "e2e %6.1f FPS (%3.0f%% of model)" % (row["e2e_fps"], 100 * row["e2e_over_model"]) if row["e2e_fps"] else ""
+    return "%-28s %4dx%-4d model %7.2f ms %6.1f FPS   %s" % (row["label"], h, w, ms, row["model_fps"], e2e)
+
+
+def format_report(result: Dict[str, Any]) -> str:
+    lines = ["%s (x%d, %s) on %s" % (result["name"], result["scale"], result["color"], result["machine"]["platform"]),
+             "%-28s %-9s %s" % ("backend precision", "LR HxW", "median of %d runs after %d warm-up" % (result["runs"], result["warmup"]))]
+    lines += [format_row(r) for r in result["rows"]]
+    for b in result["bicubic"]:
+        h, w = b["size_hw"]
+        lines.append("%-28s %4dx%-4d BGR %6.2f ms, Y plane %6.2f ms" % ("bicubic (OpenCV)", h, w, b["ms"]["bgr"]["median"], b["ms"]["y"]["median"]))
+    return "\n".join(lines)
