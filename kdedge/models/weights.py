@@ -123,7 +123,7 @@ def canonicalize(obj: Any, source: str = "state dict") -> Dict[str, Any]:
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise KdedgeError(
-            "%s is not a state dict: %d of its %d entries are not tensors (e.g. %r: %s)"
+            "%s is not a state dict: %d of its %d entries are not tensors (e.g. %r holds %s)"
             % (source, len(not_tensors), len(state), not_tensors[0], _describe(state[not_tensors[0]])),
             fix="give a file saved with torch.save(model.state_dict(), path)",
         )
@@ -141,7 +141,7 @@ def canonicalize(obj: Any, source: str = "state dict") -> Dict[str, Any]:
 def _describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a dict with keys %s" % ", ".join(repr(k) for k in list(value)[:5]) if value else "an empty dict"
-    return "a %s" % type(value).__name__
+    return "a value of type %s" % type(value).__name__
 
 
 def load_state_dict(path: str) -> Dict[str, Any]:
