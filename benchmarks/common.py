@@ -1,0 +1,244 @@
+"""Shared plumbing of the benchmark suite: paths, the rows being compared, results files, the machine.
+
+Every script in `benchmarks/` compares the same *rows* (bicubic, OpenCV's FSRCNN, the published
+teachers, kdedge's students in each precision). `discover_rows()` is the one place that decides what
+each row is and whether its artifact exists yet; a row whose artifact is missing is kept, with status
+"not yet produced" and the path looked for, so tables show the gap instead of hiding it.
+
+Scripts are run as files (`python benchmarks/quality.py`), so they import each other as siblings;
+tests put this folder on sys.path. Results go to `benchmarks/results/` as JSON written atomically.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = Path(os.environ.get("KDEDGE_SHARED", REPO.parent / "shared")).resolve()
+WEIGHTS = SHARED / "weights"
+DATA = SHARED / "data"
+RESULTS = HERE / "results"
+# Derived artifacts (teacher ONNX exports): rebuilt on demand, never committed (see .gitignore).
+CACHE = HERE / ".cache"
+DEFAULT_BUNDLE = REPO / "kdedge" / "assets" / "default_x2"
+THREADS = 2  # the suite's contract: ONNX Runtime and OpenCV on 2 threads
+SCALE = 2
+
+NOT_PRODUCED = "not yet produced"
+
+
+@dataclass
+class Row:
+    """One line of every table.
+
+    kind: "bicubic" | "opencv" (FSRCNN .pb through OpenCV dnn) | "torch" (a published teacher or a
+    kdedge checkpoint, evaluated in torch, timed as its ONNX export) | "onnx" (a file ORT runs).
+    """
+
+    key: str
+    label: str
+    kind: str
+    group: str  # "baseline" | "teacher" | "kdedge"
+    color: str = "y"
+    path: Optional[str] = None  # .pb, .onnx, weights or checkpoint
+    arch: Optional[str] = None  # for torch rows: registry name passed to load_model
+    precision: Optional[str] = None  # fp32 / int8 / int8-naive / ...
+    runtime: str = "onnxruntime"
+    status: str = "ok"
+    note: str = ""
+    published: Dict[str, float] = field(default_factory=dict)  # published Y-PSNR, labelled as such
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def _first(patterns: List[str]) -> Optional[Path]:
+    for pat in patterns:
+        hits = sorted(glob.glob(str(pat), recursive=True))
+        if hits:
+            return Path(hits[0])
+    return None
+
+
+def _bundle_precisions(bundle: Path) -> Dict[str, str]:
+    """precision -> file of a bundle, read through the runtime's own manifest reader."""
+    try:
+        from kdedge.runtime.bundle import load_bundle
+
+        b = load_bundle(bundle)
+        return {k: str(Path(bundle) / v["file"]) for k, v in b.manifest["precisions"].items()}
+    except Exception:  # no bundle yet, or a bundle this checkout cannot read: rows say so
+        return {}
+
+
+def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) -> List[Row]:
+    """Every row of the suite, in table order, each marked ok or 'not yet produced'."""
+    bundle = Path(bundle or os.environ.get("KDEDGE_BENCH_BUNDLE") or DEFAULT_BUNDLE)
+    rows: List[Row] = [
+        Row("bicubic", "Bicubic (MATLAB; OpenCV INTER_CUBIC for speed)", "bicubic", "baseline", color="rgb",
+            runtime="opencv-resize", published={"set5": 33.66, "set14": 30.24}),
+    ]
+    for key, name in (("fsrcnn", "FSRCNN"), ("fsrcnn-small", "FSRCNN-small")):
+        pb = WEIGHTS / ("%s_x2.pb" % name)
+        rows.append(Row(key, "OpenCV dnn_superres %s x2" % name, "opencv", "baseline", path=str(pb),
+                        runtime="opencv-dnn", status="ok" if pb.is_file() else "missing: %s" % pb,
+                        published={"set5": 37.00, "set14": 32.63} if key == "fsrcnn" else {},
+                        note="published figure is the paper's network, not this .pb" if key == "fsrcnn" else ""))
+    for key, arch, fname, label, pub in (
+        ("imdn", "imdn", "IMDN_x2.pth", "IMDN x2 (teacher, published weights)", {"set5": 38.00, "set14": 33.63}),
+        ("rlfn", "rlfn", "rlfn_x2.pth", "RLFN x2 (teacher, published weights)", {"set5": 38.07, "set14": 33.72}),
+    ):
+        w = WEIGHTS / fname
+        rows.append(Row(key, label, "torch", "teacher", color="rgb", path=str(w), arch=arch,
+                        status="ok" if w.is_file() else "missing: %s" % w, published=pub))
+
+    files = _bundle_precisions(bundle)
+    for key, prec, label in (
+        ("kdedge-fp32", "fp32", "kdedge student FP32"),
+        ("kdedge-int8", "int8", "kdedge student INT8 (symmetric S8S8, TensorRT form)"),
+        ("kdedge-int8-u8s8", "int8_u8s8", "kdedge student INT8 (U8S8, ORT CPU form)"),
+    ):
+        path = files.get(prec)
+        status = "ok" if path and Path(path).is_file() else "%s (looked in %s)" % (NOT_PRODUCED, bundle)
+        if prec == "int8_u8s8" and not path:
+            continue  # optional precision: no row unless the bundle ships it
+        rows.append(Row(key, label, "onnx", "kdedge", path=path, precision=prec, status=status))
+
+    # The naive INT8 (plain quantize_static, MinMax, no sensitivity pass) that the export stage keeps
+    # for comparison; its name is not part of the bundle format, so look where export may put it.
+    naive = _first([bundle / "*naive*.onnx", bundle.parent / "*naive*.onnx", RESULTS / "**" / "*naive*.onnx",
+                    REPO / "runs" / "**" / "*naive*.onnx", REPO / "export" / "**" / "*naive*.onnx"])
+    rows.append(Row("kdedge-int8-naive", "kdedge student INT8, naive PTQ (comparison)", "onnx", "kdedge",
+                    path=str(naive) if naive else None, precision="int8-naive",
+                    status="ok" if naive else "%s (no *naive*.onnx beside the bundle, in runs/ or results/)" % NOT_PRODUCED))
+
+    # The same student trained without a teacher (same steps): a kdedge checkpoint from the distill stage.
+    twin = twin or os.environ.get("KDEDGE_BENCH_TWIN")
+    if not twin:
+        found = _first([RESULTS / "**" / "*no*teacher*.safetensors", RESULTS / "**" / "*noteacher*.safetensors",
+                        RESULTS / "**" / "*plain*.safetensors", REPO / "runs" / "**" / "*no*teacher*" / "**" / "*.safetensors",
+                        REPO / "runs" / "**" / "*noteacher*" / "**" / "*.safetensors",
+                        REPO / "runs" / "**" / "*plain*" / "**" / "*.safetensors",
+                        REPO / "runs" / "**" / "*no*teacher*.safetensors", REPO / "runs" / "**" / "*plain*.safetensors"])
+        twin = str(found) if found else None
+    rows.append(Row("kdedge-noteacher", "same student trained without a teacher (FP32)", "torch", "kdedge",
+                    path=twin, precision="fp32",
+                    status="ok" if twin and Path(twin).is_file() else "%s (no checkpoint in runs/ or results/)" % NOT_PRODUCED))
+    return rows
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Atomic JSON write: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=False, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Save a matplotlib figure atomically (PNG)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_avg() -> List[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def machine() -> Dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, library versions, commit, load."""
+    info: Dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform(),
+                            "cpus": os.cpu_count(), "threads_used": THREADS}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                info["isa"] = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+                break
+    except OSError:
+        pass
+    try:
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()
+        info["mem_gib"] = round(int(mem[1]) / 2 ** 20, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    for mod in ("numpy", "onnx", "onnxruntime", "cv2", "torch", "matplotlib"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:
+            info[mod] = None
+    try:
+        import cv2
+
+        info["opencv_contrib_dnn_superres"] = hasattr(cv2, "dnn_superres")
+    except ImportError:
+        info["opencv_contrib_dnn_superres"] = False
+    try:
+        info["git_commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                            capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
+        info["git_dirty"] = bool(dirty)
+    except (OSError, subprocess.CalledProcessError):
+        info["git_commit"] = None
+    info["loadavg"] = load_avg()
+    info["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return info
+
+
+def limit_threads(n: int = THREADS) -> None:
+    """Pin torch and OpenCV to the suite's thread count (ORT sessions set their own)."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(n)
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)

@@ -1,0 +1,192 @@
+"""Speed table: model-only and end-to-end FPS of every row at 270x480 and 540x960 LR luma, in one run.
+
+Runtimes: ONNX Runtime CPU with 2 intra-op threads for every ONNX row (kdedge in each precision, the
+teachers' exports); OpenCV dnn (2 threads) for FSRCNN, its own runtime; OpenCV `resize` for bicubic.
+- model-only: the network's forward on a float32 NCHW tensor already in memory (1 channel for Y
+  models, 3 for the RGB teachers at the same spatial size).
+- end-to-end: BGR uint8 LR frame in, BGR uint8 SR frame out. Y models: MATLAB-Y conversion, forward,
+  bicubic chroma, merge (`kdedge.runtime.colour`, the camera pipeline's own code); teachers: BGR->RGB
+  float, forward, back to uint8; FSRCNN: dnn_superres `upsample()`; bicubic: `cv2.resize` INTER_CUBIC.
+Method: every (row, size, mode) is warmed up, then timed in `reps` rounds; each round runs a block of
+frames sized to last about `block_s` seconds, and the rounds of all rows are interleaved (round 1 of
+every row, then round 2, ...) so that load changes on a shared machine spread over all rows alike.
+Reported: median FPS over rounds and its spread (min, max, IQR), plus achieved GMAC/s.
+
+    python benchmarks/speed.py [--quick] [--reps 7] [--rows kdedge-int8,fsrcnn]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from common import RESULTS, SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, machine, read_json, write_json
+
+SIZES: Tuple[Tuple[int, int], ...] = ((270, 480), (540, 960))
+
+
+def ort_session(path: str, threads: int = THREADS):
+    """The session kdedge's runtime would open: the ORT backend of `kdedge.runtime` (all graph
+    optimisations, `threads` intra-op threads, one inter-op thread)."""
+    from kdedge.runtime.backends.ort import OrtBackend
+
+    backend = OrtBackend(path, provider="cpu", threads=threads)
+    backend.activate()
+    return backend
+
+
+def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A natural-looking BGR frame (smooth gradients plus texture), not noise: some kernels' speed
+    depends on the data (ORT's QDQ paths do not, but the colour conversions' rounding does not care)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 128 + 60 * np.sin(xx / 23.0) * np.cos(yy / 17.0)
+    img = np.stack([base + 30 * np.sin(xx / (5.0 + c)) for c in range(3)], axis=2)
+    img += rng.normal(0, 8, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str, Callable[[], object]]:
+    """{"model": fn, "e2e": fn}: zero-argument callables processing one frame of LR size h x w."""
+    import cv2
+
+    frame = _frame(h, w)
+    if row.kind == "bicubic":
+        fn = lambda: cv2.resize(frame, (w * SCALE, h * SCALE), interpolation=cv2.INTER_CUBIC)  # noqa: E731
+        return {"model": fn, "e2e": fn}
+    if row.kind == "opencv":
+        from upscalers import OpenCvFsrcnn, dnn_superres
+
+        net = OpenCvFsrcnn(row.path).net
+        blob = (cv2.cvtColor(frame, cv2.COLOR_BGR2YCrCb)[..., 0].astype(np.float32) / 255.0)[None, None]
+
+        def model():
+            net.setInput(blob)
+            return net.forward()
+
+        sr = dnn_superres(row.path)
+        return {"model": model, "e2e": lambda: sr.upsample(frame)}
+    backend = ort_session(onnx_file)
+    name = backend.session.get_inputs()[0].name
+    channels = backend.session.get_inputs()[0].shape[1]
+    channels = channels if isinstance(channels, int) else 1
+    x = np.ascontiguousarray((cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if channels == 3 else frame[..., :1])
+                             .astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
+    sess = backend.session
+
+    def model():
+        return sess.run(None, {name: x})
+
+    if channels == 1:
+        from kdedge.runtime.colour import merge_y, split_y
+
+        def e2e():
+            y, cbcr = split_y(frame, SCALE)
+            out = sess.run(None, {name: y[None, None]})[0]
+            return merge_y(out[0, 0], cbcr)
+    else:
+        def e2e():
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1)[None] * (1.0 / 255.0)
+            out = sess.run(None, {name: rgb})[0][0].transpose(1, 2, 0)
+            return cv2.cvtColor(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    return {"model": model, "e2e": e2e}
+
+
+def _block_size(fn: Callable, block_s: float, max_frames: int = 200) -> Tuple[int, float]:
+    """Frames per timed block so that a block lasts about block_s (at least one frame)."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    return max(1, min(max_frames, int(round(block_s / max(dt, 1e-6))))), dt
+
+
+def summarize(fps: List[float]) -> Dict[str, float]:
+    a = np.asarray(fps, dtype=np.float64)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    return {"median": float(med), "min": float(a.min()), "max": float(a.max()), "iqr": float(q3 - q1),
+            "rounds": int(a.size)}
+
+
+def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, block_s: float = 0.6,
+        warmup: int = 2, only: Optional[List[str]] = None, sizes=SIZES) -> Dict:
+    import upscalers
+
+    limit_threads()
+    rows = rows if rows is not None else discover_rows()
+    if quick:
+        reps, block_s, sizes = 2, 0.15, sizes[:1]
+    quality = read_json(RESULTS / "quality.json", {}) or {}
+    macs = {r["key"]: (r.get("complexity") or {}).get("macs_per_lr_pixel") for r in quality.get("rows", [])}
+    entries: Dict[str, Dict] = {}
+    jobs = []  # (row key, size, mode, fn, frames per block)
+    load_before = load_avg()
+    for row in rows:
+        if only and row.key not in only:
+            continue
+        entry = row.to_dict()
+        entry["results"] = {}
+        entries[row.key] = entry
+        if not row.ok:
+            continue
+        try:
+            onnx_file = upscalers.onnx_path(row)
+            if macs.get(row.key) is None and row.kind != "bicubic":
+                from macs import complexity_of
+
+                macs[row.key] = complexity_of(row, onnx_file)["macs_per_lr_pixel"]
+            entry["macs_per_lr_pixel"] = macs.get(row.key)
+            for h, w in sizes:
+                runners = make_runners(row, onnx_file, h, w)
+                for mode, fn in runners.items():
+                    for _ in range(warmup):
+                        fn()
+                    n, first = _block_size(fn, block_s)
+                    jobs.append((row.key, (h, w), mode, fn, n))
+                    print("speed: %-18s %4dx%-4d %-5s ready (%.1f ms/frame, %d frames/block)"
+                          % (row.key, h, w, mode, first * 1e3, n), flush=True)
+        except Exception as exc:  # a row that cannot run is reported, not fatal
+            entry["status"] = "error: %s: %s" % (type(exc).__name__, exc)
+            print("speed: %-18s %s" % (row.key, entry["status"]), flush=True)
+    times: Dict[Tuple, List[float]] = {}
+    for r in range(reps):
+        for key, size, mode, fn, n in jobs:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times.setdefault((key, size, mode), []).append(n / (time.perf_counter() - t0))
+        print("speed: round %d/%d done" % (r + 1, reps), flush=True)
+    for (key, size, mode), fps in times.items():
+        s = summarize(fps)
+        m = entries[key].get("macs_per_lr_pixel")
+        if m and mode == "model":
+            s["gmac_per_s"] = s["median"] * m * size[0] * size[1] / 1e9
+        entries[key]["results"]["%dx%d" % size] = entries[key]["results"].get("%dx%d" % size, {})
+        entries[key]["results"]["%dx%d" % size][mode] = s
+    out = {"quick": quick, "reps": reps, "block_seconds": block_s, "warmup": warmup, "threads": THREADS,
+           "sizes": ["%dx%d" % s for s in sizes], "rows": list(entries.values()),
+           "loadavg_before": load_before, "loadavg_after": load_avg(), "machine": machine()}
+    if not only:
+        write_json(RESULTS / ("speed.quick.json" if quick else "speed.json"), out)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 short rounds at 270x480 only (development)")
+    p.add_argument("--reps", type=int, default=7, help="timed rounds per (row, size, mode)")
+    p.add_argument("--rows", default="", help="comma-separated row keys (default: all); results not saved")
+    args = p.parse_args(argv)
+    res = run(quick=args.quick, reps=args.reps, only=[r for r in args.rows.split(",") if r] or None)
+    for e in res["rows"]:
+        for size, modes in e["results"].items():
+            print("%-18s %s  model %7.1f fps  e2e %7.1f fps" % (
+                e["key"], size, modes.get("model", {}).get("median", float("nan")),
+                modes.get("e2e", {}).get("median", float("nan"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
