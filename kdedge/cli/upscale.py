@@ -1,0 +1,99 @@
+"""Super-resolve image files, image folders or videos with a bundle (torch-free).
+
+IN and OUT are paths or URIs as for `python -m kdedge.camera`: an image gives an image, a folder
+gives a folder of PNGs with the same names, a video gives a video (.mp4 = mp4v, .avi = MJPG). A
+progress bar is shown with tqdm when it is installed, else a plain counter.
+
+examples:
+  kdedge upscale photo.png photo_x2.png
+  kdedge upscale frames/ frames_x2/ --model bundle/
+  kdedge upscale clip.mp4 clip_x2.avi --backend ort-cpu --precision int8_u8s8 --stats-json stats.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from kdedge.cli._common import add_config_argument
+from kdedge.errors import KdedgeError
+
+PRECISIONS = ("auto", "fp32", "fp16", "int8", "int8_u8s8")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kdedge.runtime.backends import BACKENDS
+
+    parser.add_argument("input", nargs="?", default=None, help="image, folder of images, or video")
+    parser.add_argument("output", nargs="?", default=None, help="image, folder, or video file")
+    parser.add_argument("--model", metavar="BUNDLE", default=None, help="bundle folder (default: the shipped default_x2)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--tile", type=int, default=0, metavar="PX", help="tile frames larger than PX LR pixels")
+    parser.add_argument("--stats-json", default=None, metavar="PATH", help="write run statistics here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_argument(parser)
+
+
+class _Progress:
+    """tqdm when installed (it is not a runtime dependency), else a counter redrawn at most twice a second."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.last = 0.0
+        if enabled:
+            try:
+                import tqdm  # noqa: F401
+
+                self.tqdm = tqdm.tqdm
+            except ImportError:
+                self.tqdm = None
+
+    def __call__(self, done: int, total) -> None:
+        if not self.enabled:
+            return
+        if self.tqdm is not None:
+            if self.bar is None:
+                self.bar = self.tqdm(total=total, unit="frame", file=sys.stderr)
+            self.bar.update(done - self.bar.n)
+            return
+        now = time.monotonic()
+        if now - self.last >= 0.5 or done == total:
+            self.last = now
+            print("\r%d/%s frames" % (done, total if total else "?"), end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and self.last:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdedge.camera import DEFAULT_BUNDLE
+    from kdedge.runtime.pipeline import run_pipeline
+
+    if not args.input or not args.output:
+        raise KdedgeError("give an input and an output", fix="kdedge upscale IN OUT (see --help)")
+    model = args.model or str(DEFAULT_BUNDLE)
+    if args.model is None and not DEFAULT_BUNDLE.is_dir():
+        raise KdedgeError("no --model given and the default bundle %s is not installed" % DEFAULT_BUNDLE,
+                          fix="pass --model BUNDLE (a folder written by `kdedge export`)")
+    if args.input.startswith(("csi://", "v4l2://", "rtsp://", "test://")) or args.input.startswith("/dev/video"):
+        raise KdedgeError("kdedge upscale is for files and folders; %s is live" % args.input,
+                          fix="use python -m kdedge.camera --input %s --output OUT" % args.input)
+    progress = _Progress(not args.no_progress)
+    try:
+        stats = run_pipeline(model, args.input, args.output, backend=args.backend, precision=args.precision,
+                             threads=args.threads, tile=args.tile, stats_json=args.stats_json, quiet=True,
+                             progress=progress)
+    finally:
+        progress.close()
+    print("%d frame(s) %s -> %s in %.1f s (%s)" % (stats["frames_written"], args.input, stats["output_path"] or args.output,
+                                                 stats["elapsed_s"], stats["backend"]))
+    if stats["error"]:
+        print("kdedge upscale: error: %s" % stats["error"], file=sys.stderr)
+        return 1
+    return 0

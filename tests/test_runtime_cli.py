@@ -1,0 +1,75 @@
+"""kdedge upscale, bench and doctor: the torch-free commands, through the real CLI entry point."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kdedge.cli import main
+from kdedge.runtime import doctor, io
+
+try:
+    from test_runtime_helpers import make_bundle
+except ImportError:
+    from tests.test_runtime_helpers import make_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return make_bundle(tmp_path_factory.mktemp("cli") / "b")
+
+
+def test_upscale_image_and_folder(bundle, tmp_path, capsys):
+    import cv2
+
+    src = io.open_source("test://?size=36x20&fps=0")
+    cv2.imwrite(str(tmp_path / "a.png"), src.frame(0))
+    assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "a_x2.png"), "--model", str(bundle), "--no-progress"]) == 0
+    assert cv2.imread(str(tmp_path / "a_x2.png")).shape == (40, 72, 3)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / ("f%d.jpg" % i)), src.frame(i))
+    assert main(["upscale", str(folder), str(tmp_path / "out"), "--model", str(bundle)]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    assert "3 frame(s)" in capsys.readouterr().out
+    assert main(["upscale", str(folder), "--model", str(bundle)]) == 1
+    assert main(["upscale", "test://", str(tmp_path / "x.mp4"), "--model", str(bundle)]) == 1
+
+
+def test_bench_json(bundle, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(bundle), "--backend", "ort-cpu", "--size", "16x24", "--size", "24x40",
+                 "--runs", "3", "--warmup", "1", "--threads", "1", "--json", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == result
+    assert [r["size_hw"] for r in result["rows"]] == [[16, 24], [24, 40]]
+    for row in result["rows"]:
+        assert row["precision"] == "fp32" and row["model_ms"]["median"] > 0 and row["e2e_fps"] > 0
+        assert row["model_ms"]["p10"] <= row["model_ms"]["median"] <= row["model_ms"]["p90"]
+    assert [b["size_hw"] for b in result["bicubic"]] == [[16, 24], [24, 40]]
+    assert main(["bench", str(bundle), "--size", "big"]) == 1
+
+
+def test_doctor(capsys, tmp_path):
+    status = main(["doctor", "--json"])
+    checks = json.loads(capsys.readouterr().out)
+    names = {c["name"] for c in checks}
+    assert {"python", "jetson", "tensorrt", "pycuda", "onnxruntime", "opencv", "gstreamer", "cameras", "backend"} <= names
+    assert all(c["status"] in ("ok", "warn", "fail", "info") for c in checks)
+    assert all(c["fix"] for c in checks if c["status"] in ("warn", "fail"))
+    assert status == (1 if any(c["status"] == "fail" for c in checks) else 0)
+    gst = [c for c in checks if c["name"] == "gstreamer"][0]
+    assert (gst["status"] == "ok") == io.gstreamer_available()
+
+
+def test_tegra_release_parsing(tmp_path):
+    text = "# R35 (release), REVISION: 3.1, GCID: 32827747, BOARD: t186ref, EABI: aarch64, DATE: Sun Mar 19 15:19:21 UTC 2023\n"
+    assert doctor.parse_tegra_release(text) == {"l4t": "35.3.1", "jetpack": "5"}
+    assert doctor.parse_tegra_release("# R36 (release), REVISION: 4.0, GCID: 1")["jetpack"] == "6"
+    f = tmp_path / "nv_tegra_release"
+    f.write_text(text)
+    c = doctor.check_jetson(str(f))
+    assert c["status"] == "ok" and "JetPack 5" in c["detail"]
+    assert doctor.check_jetson(str(tmp_path / "absent"))["status"] == "info"
