@@ -214,7 +214,7 @@ def _smooth(p: np.ndarray, eps: float = 1e-4) -> Optional[np.ndarray]:
     take = eps * zeros.sum() / nz
     if take >= 1.0:
         return None
-    return p + eps * zeros - take * (~zeros)
+    return np.maximum(p + eps * zeros - take * (~zeros), 1e-12)  # a tiny bin could go negative
 
 
 def _entropy_amax(s: TensorStats, levels: int = _LEVELS + 1, max_candidates: int = 256) -> float:

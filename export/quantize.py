@@ -109,10 +109,11 @@ def check_qdq_form(proto) -> Dict[str, int]:
 
 
 def quantizable_nodes(proto) -> List[str]:
-    """Names of nodes ORT's QDQ quantizer can put in INT8 (ops with a registered QDQ handler)."""
-    from onnxruntime.quantization.registry import QDQRegistry
+    """Names of nodes ORT's QDQ quantizer puts in INT8 (the op types `quantize_qdq` asks it to quantize)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    return [n.name for n in proto.graph.node if n.op_type in QDQRegistry and n.name]
+    ops = set(QDQRegistry) | set(QLinearOpsRegistry)
+    return [n.name for n in proto.graph.node if n.op_type in ops and n.name]
 
 
 def candidate_nodes(proto) -> List[str]:

@@ -1,0 +1,413 @@
+"""`export_bundle`: the whole `kdedge export` pipeline as one public call; `onnx_model` for evaluation.
+
+Steps (each in its own module): load the model -> FP32 ONNX + parity -> (INT8) calibration ranges
+by four methods, the method and the float-kept nodes chosen by measurement, symmetric Q/DQ INT8 ->
+(FP16) -> (U8S8) -> the accuracy table on validation images -> the gate (`max_drop`) -> manifest ->
+atomic rename of the finished folder -> (optionally) a TensorRT engine. `FORMATS` is the one table
+of what can be exported: it drives option validation, `--help` and the bundle's file names.
+
+Calibration and validation images are kept apart: with the shipped `calib_data/` (or `--calib DIR`
+without `--val`), every 5th image (sorted by name) is held out for validation and never calibrated
+on; the method and exclusion choices are measured on the calibration images, the gate on the
+held-out (or `--val`) ones, so the gate is not graded on the data that tuned it.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from kdedge.errors import KdedgeError
+
+# name -> file in the bundle, the flag that asks for it, what it is
+FORMATS = [
+    {"name": "fp32", "file": "model.onnx", "flag": None, "what": "FP32 ONNX, dynamic H/W (always written; the reference)"},
+    {"name": "int8", "file": "model.int8.onnx", "flag": "--int8", "what": "explicit Q/DQ, symmetric INT8 activations, per-channel weights (TensorRT form)"},
+    {"name": "fp16", "file": "model.fp16.onnx", "flag": "--fp16", "what": "FP16 weights/activations, float32 I/O"},
+    {"name": "int8_u8s8", "file": "model.int8_u8s8.onnx", "flag": "--u8s8", "what": "asymmetric U8S8 Q/DQ for ONNX Runtime CPU (needs --int8)"},
+    {"name": "engine", "file": "engines/model.<precision>.<device>.trt<version>.engine", "flag": "--engine", "what": "TensorRT engine for this device (needs tensorrt; never portable)"},
+]
+HOLDOUT_EVERY = 5
+DEFAULT_MAX_DROP = 0.2
+DEFAULT_SHAPES_LR = {"min": (8, 8), "opt": (270, 480), "max": (1088, 1920)}
+CALIB_METHODS = ("auto", "minmax", "percentile", "entropy", "mse")
+
+
+def formats_table() -> str:
+    lines = ["%-10s %-24s %-9s %s" % ("format", "file", "flag", "what")]
+    for f in FORMATS:
+        lines.append("%-10s %-24s %-9s %s" % (f["name"], f["file"] if len(f["file"]) <= 24 else "engines/*.engine", f["flag"] or "-", f["what"]))
+    return "\n".join(lines)
+
+
+@dataclass
+class ExportOptions:
+    out: Union[str, Path]
+    int8: bool = True
+    fp16: bool = True
+    u8s8: bool = False
+    engine: bool = False
+    calib: Optional[Union[str, Path]] = None
+    val: Optional[Union[str, Path]] = None
+    calib_method: str = "auto"
+    max_drop: float = DEFAULT_MAX_DROP
+    mixed_precision: bool = True
+    name: Optional[str] = None
+    overwrite: bool = False
+    min_calib_images: int = 8
+    weights: Optional[str] = None
+    log: Callable[[str], None] = field(default=print, repr=False)
+
+
+def validate_options(opts: ExportOptions) -> None:
+    """Conflicting or meaningless options are errors (never silently fixed)."""
+    if not opts.int8:
+        for flag, value, default in (("--calib", opts.calib, None), ("--calib-method", opts.calib_method, "auto"),
+                                     ("--u8s8", opts.u8s8, False)):
+            if value != default:
+                raise KdedgeError("%s only applies to INT8 export" % flag, fix="add --int8, or drop %s" % flag)
+    if opts.calib_method not in CALIB_METHODS:
+        raise KdedgeError("unknown --calib-method %r" % opts.calib_method, fix="choose one of: %s" % ", ".join(CALIB_METHODS))
+    if not (opts.max_drop >= 0):
+        raise KdedgeError("--max-drop must be >= 0 dB, got %r" % opts.max_drop)
+    if opts.engine:
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError as exc:
+            raise KdedgeError("--engine needs TensorRT, which is not importable here (%s)" % exc,
+                              fix="build the engine on the Jetson: the runtime builds it at first use from the bundle") from exc
+
+
+def _tool_versions() -> Dict[str, str]:
+    import importlib
+
+    import kdedge
+
+    out = {"kdedge": kdedge.__version__}
+    for mod in ("torch", "onnx", "onnxruntime", "onnxslim", "onnxconverter_common", "numpy"):
+        try:
+            out[mod] = importlib.import_module(mod).__version__
+        except Exception:  # a missing optional tool is recorded as absent, not an error
+            continue
+    return out
+
+
+def _prepare_out(out: Path, overwrite: bool) -> Path:
+    """Check the destination and create the temporary sibling folder the bundle is written into."""
+    out = Path(out).absolute()
+    if out.exists() and not overwrite:
+        raise KdedgeError("output folder %s already exists" % out, fix="choose another --out, or add --overwrite")
+    if out.exists() and not out.is_dir():
+        raise KdedgeError("output path %s exists and is not a folder" % out)
+    parent = out.parent
+    if not parent.is_dir():
+        raise KdedgeError("the folder %s (parent of --out) does not exist" % parent, fix="create it first, or choose another --out")
+    try:
+        return Path(tempfile.mkdtemp(prefix="." + out.name + ".tmp-", dir=str(parent)))
+    except OSError as exc:
+        raise KdedgeError("cannot write into %s: %s" % (parent, exc.strerror or exc),
+                          fix="choose an --out in a folder you can write to") from exc
+
+
+def _finish(tmp: Path, out: Path) -> None:
+    """Move the finished bundle into place; an existing one is replaced only after the new one is whole."""
+    old = None
+    if out.exists():
+        old = out.parent / (".%s.old-%d" % (out.name, os.getpid()))
+        os.replace(str(out), str(old))
+    os.replace(str(tmp), str(out))
+    if old is not None:
+        shutil.rmtree(str(old), ignore_errors=True)
+
+
+def _split(names: Sequence[str]) -> (List[int], List[int]):
+    held = [i for i in range(len(names)) if i % HOLDOUT_EVERY == 0]
+    return [i for i in range(len(names)) if i % HOLDOUT_EVERY != 0], held
+
+
+def _sha256(path) -> str:
+    from kdedge.runtime.bundle import sha256_file
+
+    return sha256_file(path)
+
+
+def export_bundle(model_or_path, opts: ExportOptions) -> Dict[str, Any]:
+    """Export an SRModel (or a checkpoint path / model spec) to a bundle folder `opts.out`.
+
+    Returns {"out", "manifest", "table", "parity", "sensitivity", "naive"}. Raises KdedgeError for bad
+    input and when INT8 loses more than `opts.max_drop` dB (then nothing is left at `opts.out`).
+    """
+    validate_options(opts)
+    log = opts.log
+    out = Path(opts.out).absolute()
+    model, source_path = _load(model_or_path, opts.weights)
+    tmp = _prepare_out(out, opts.overwrite)
+    try:
+        result = _export_into(model, source_path, tmp, opts)
+        _finish(tmp, out)
+    except BaseException:
+        shutil.rmtree(str(tmp), ignore_errors=True)
+        raise
+    result["out"] = str(out)
+    log("bundle written: %s" % out)
+    if opts.engine:
+        from kdedge.runtime.trt_build import build_engine
+
+        for prec in ("int8", "fp16"):
+            if prec in result["manifest"]["precisions"] or prec == "fp16":
+                t0 = time.time()
+                path = build_engine(out, prec)
+                log("engine %s: %s (%.1f s)" % (prec, path, time.time() - t0))
+    return result
+
+
+def _load(model_or_path, weights: Optional[str]):
+    if not isinstance(model_or_path, (str, Path)):
+        return model_or_path, None
+    from kdedge.models.loading import load_model
+
+    spec = str(model_or_path)
+    return load_model(spec, weights=weights), (weights or spec)
+
+
+def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str, Any]:
+    from kdedge.export import calibrate as cal
+    from kdedge.export import quantize as qz
+    from kdedge.export.fp16 import convert_fp16
+    from kdedge.export.onnx_export import check_parity, export_onnx, save_model, set_metadata
+    from kdedge.export.report import ValSet, accuracy_table, format_table, session_runner
+
+    log = opts.log
+    name = opts.name or "kdedge-%s-x%d" % (model.arch.replace("spandrel:", ""), model.scale)
+    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tools = _tool_versions()
+    checkpoint_sha = _sha256(source_path) if source_path and os.path.isfile(source_path) else None
+    meta = {"kdedge_name": name, "kdedge_arch": model.arch, "kdedge_scale": str(model.scale),
+            "kdedge_color": model.color, "kdedge_version": tools["kdedge"], "kdedge_created": created,
+            "kdedge_source_sha256": checkpoint_sha or ""}
+
+    t0 = time.time()
+    fp32 = export_onnx(model, tmp / "model.onnx", metadata=dict(meta, kdedge_precision="fp32"))
+    log("fp32   %s  (%.1f s, %d KB)" % (fp32.name, time.time() - t0, fp32.stat().st_size // 1024))
+
+    # Calibration / validation images (loaded before parity: the real-input parity uses them).
+    calib_inputs, calib_sens, val = None, None, None
+    if opts.int8 or opts.val:
+        calib_dir = Path(opts.calib) if opts.calib else cal.default_calib_dir()
+        paths = cal.list_images(calib_dir)
+        images = cal.read_images(paths)
+        names = [p.name for p in paths]
+        if opts.val:
+            calib_idx, held_idx = list(range(len(paths))), []
+            val = ValSet.from_folder(opts.val, model.scale, model.color)
+        else:
+            calib_idx, held_idx = _split(names)
+            val = ValSet([images[i] for i in held_idx], [paths[i].stem for i in held_idx], model.scale, model.color,
+                         label="%s (held out: every %dth image)" % (calib_dir, HOLDOUT_EVERY))
+        small = [names[i] for i in calib_idx if min(images[i].shape[:2]) < 8 * model.scale]
+        if small:
+            raise KdedgeError("calibration images smaller than %d px in %s: %s" % (8 * model.scale, calib_dir, ", ".join(small)),
+                              fix="remove them or use larger images")
+        if len(calib_idx) < opts.min_calib_images:
+            raise KdedgeError(
+                "calibration folder %s has %d usable image(s)%s; INT8 calibration needs at least %d"
+                % (calib_dir, len(calib_idx), "" if opts.val else " after holding out every %dth for validation" % HOLDOUT_EVERY,
+                   opts.min_calib_images),
+                fix="add more photos (a few dozen is good), pass --val DIR so none is held out, or omit --calib",
+            )
+        calib_images = [images[i] for i in calib_idx]
+        calib_inputs = cal.lr_inputs(calib_images, model.scale, model.color)
+        calib_sens = ValSet(calib_images, [paths[i].stem for i in calib_idx], model.scale, model.color, str(calib_dir))
+        if len(val) == 0:
+            raise KdedgeError("no validation images", fix="pass --val DIR")
+
+    real = [it.x for it in (val.items[:2] if val else [])]
+    parity = check_parity(model, fp32, real_inputs=real)
+    log("parity torch vs ONNX Runtime: max abs %.2e (random %.2e, real %s)"
+        % (parity["max_abs"], parity["random_max_abs"],
+           "-" if parity["real_max_abs"] is None else "%.2e" % parity["real_max_abs"]))
+    if not parity["max_abs"] <= 1e-4:
+        raise KdedgeError("ONNX export of %s differs from torch by %.3g (> 1e-4)" % (model.arch, parity["max_abs"]),
+                          fix="an op is exported wrongly; report it with the checkpoint")
+
+    precisions: Dict[str, Dict[str, Any]] = {"fp32": {"file": "model.onnx"}}
+    models_for_table: Dict[str, Any] = {"fp32": fp32}
+    sens_dict, naive_rows, method_drops, chosen = None, None, {}, None
+    if opts.int8:
+        t0 = time.time()
+        stats = cal.collect_statistics(fp32, calib_inputs)
+        ref_sens = calib_sens.outputs_y(session_runner(fp32))
+        ref_gt = calib_sens.psnr_vs_gt(ref_sens)
+
+        def drop_of(proto) -> float:
+            return ref_gt - calib_sens.psnr_vs_gt(calib_sens.outputs_y(session_runner(proto)))
+
+        methods = list(cal.METHODS) if opts.calib_method == "auto" else [opts.calib_method]
+        all_ranges = {m: cal.ranges(stats, m) for m in methods}
+        for m in methods:
+            method_drops[m] = round(drop_of(qz.quantize_qdq(fp32, all_ranges[m])), 4)
+        chosen = min(methods, key=lambda m: method_drops[m])
+        log("calibration on %d images: all-INT8 drop by method (calibration set) %s -> %s (%.1f s)"
+            % (len(calib_inputs), method_drops, chosen, time.time() - t0))
+        ranges = all_ranges[chosen]
+        excluded: List[str] = []
+        if opts.mixed_precision:
+            t0 = time.time()
+            sens = qz.sensitivity(fp32, ranges, drop_of, target_drop=min(0.05, opts.max_drop / 4))
+            excluded = sens.excluded
+            sens_dict = sens.to_dict()
+            log("sensitivity: all-INT8 drop %.3f dB; kept in float: %s -> drop %.3f dB (%.1f s)"
+                % (sens.all_quantized_drop, excluded or "none", sens.final_drop, time.time() - t0))
+        int8 = qz.quantize_qdq(fp32, ranges, excluded=excluded)
+        form = qz.check_qdq_form(int8)
+        set_metadata(int8, dict(meta, kdedge_precision="int8", kdedge_calibration=chosen,
+                                kdedge_excluded_nodes=",".join(excluded)))
+        save_model(int8, tmp / "model.int8.onnx")
+        precisions["int8"] = {"file": "model.int8.onnx", "quantization": {
+            "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric",
+            "calibration": chosen if chosen != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE,
+            "calibration_images": len(calib_inputs), "calibration_folder": str(Path(opts.calib) if opts.calib else "calib_data/"),
+            "method_drop_db_on_calibration_set": method_drops,
+            "excluded_nodes": excluded, "qdq_counts": form,
+            "sensitivity": sens_dict,
+        }}
+        models_for_table["int8"] = int8
+        naive = qz.quantize_qdq(fp32, cal.ranges(stats, "minmax"))
+        models_for_table["int8_naive_minmax"] = naive
+        if opts.u8s8:
+            u8 = qz.quantize_qdq(fp32, cal.ranges(stats, chosen, symmetric=False), excluded=excluded, u8s8=True)
+            set_metadata(u8, dict(meta, kdedge_precision="int8_u8s8"))
+            save_model(u8, tmp / "model.int8_u8s8.onnx")
+            precisions["int8_u8s8"] = {"file": "model.int8_u8s8.onnx", "quantization": {
+                "activations": "uint8-asymmetric", "weights": "int8-per-channel-symmetric",
+                "calibration": chosen, "excluded_nodes": excluded}}
+            models_for_table["int8_u8s8"] = u8
+    if opts.fp16:
+        import onnx
+
+        half = convert_fp16(onnx.load(str(fp32)))
+        set_metadata(half, dict(meta, kdedge_precision="fp16"))
+        save_model(half, tmp / "model.fp16.onnx")
+        precisions["fp16"] = {"file": "model.fp16.onnx", "converter": half.doc_string}
+        models_for_table["fp16"] = tmp / "model.fp16.onnx"
+
+    table = []
+    if val is not None:
+        table = accuracy_table(models_for_table, val)
+        log(format_table(table, "accuracy (standard protocol, Y, shave=%d):" % model.scale))
+        if opts.int8:
+            row = next(r for r in table if r["precision"] == "int8")
+            if row["drop_db"] > opts.max_drop:
+                sens_text = ""
+                if sens_dict:
+                    worst = sorted(sens_dict["per_node_gain_db"].items(), key=lambda kv: -kv[1])[:5]
+                    sens_text = "; layers that hurt most when quantized (dB recovered by keeping each in float): " + \
+                        ", ".join("%s %.3f" % kv for kv in worst)
+                raise KdedgeError(
+                    "INT8 loses %.3f dB PSNR-Y against FP32 on %s, more than --max-drop %.3f%s"
+                    % (row["drop_db"], val.label, opts.max_drop, sens_text),
+                    fix="calibrate on images like your footage (--calib DIR), try --calib-method, raise --max-drop, "
+                        "or ship FP16 (--fp16 without --int8)",
+                )
+
+    c = model.in_channels
+    shapes = {k: [1, c, h, w] for k, (h, w) in DEFAULT_SHAPES_LR.items()}
+    m = max(1, int(model.size_multiple))
+    shapes = {k: [v[0], v[1], -(-v[2] // m) * m, -(-v[3] // m) * m] for k, v in shapes.items()}
+    manifest = {
+        "format": "kdedge-bundle",
+        "format_version": 1,
+        "name": name,
+        "scale": int(model.scale),
+        "color": model.color,
+        "value_range": [0.0, 1.0],
+        "layout": "NCHW",
+        "input": {"name": "lr", "channels": c, "dtype": "float32"},
+        "output": {"name": "sr", "channels": c, "dtype": "float32"},
+        "size_multiple": m,
+        "shapes": shapes,
+        "precisions": precisions,
+        "default_precision": "int8" if opts.int8 else "fp32",
+        "accuracy": {
+            "protocol": "MATLAB-bicubic LR, SR rounded to uint8, PSNR on MATLAB Y, shave=%d, gray-as-y" % model.scale,
+            "rows": table,
+            "max_drop_db": opts.max_drop if opts.int8 else None,
+            "onnx_parity_max_abs": parity["max_abs"],
+            "onnx_parity": parity,
+        },
+        "source": {"student": {"arch": model.arch, "model_args": _jsonable(model.model_args),
+                               "checkpoint_sha256": checkpoint_sha,
+                               "checkpoint": os.path.basename(source_path) if source_path else None},
+                   "teacher": _jsonable((model.meta or {}).get("teacher"))},
+        "tools": tools,
+        "export_options": {"int8": opts.int8, "fp16": opts.fp16, "u8s8": opts.u8s8, "calib_method": opts.calib_method,
+                           "max_drop": opts.max_drop, "mixed_precision": opts.mixed_precision,
+                           "val": str(opts.val) if opts.val else None},
+        "created": created,
+    }
+    from kdedge.export.bundle_writer import write_bundle_manifest
+
+    write_bundle_manifest(tmp, manifest)
+    return {"manifest": manifest, "table": table, "parity": parity, "sensitivity": sens_dict,
+            "method_drops": method_drops}
+
+
+def _jsonable(obj):
+    import json
+
+    try:
+        json.dumps(obj)
+        return obj
+    except TypeError:
+        return json.loads(json.dumps(obj, default=str))
+
+
+def next_commands(out) -> List[str]:
+    return [
+        "kdedge eval --model %s --data ../shared/data/test/Set5 --scale <s>" % out,
+        "kdedge bench %s" % out,
+        "python -m kdedge.camera --model %s --input v4l2:///dev/video0 --output display://0" % out,
+    ]
+
+
+def onnx_model(path_or_bundle, precision: Optional[str] = None, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX file or a bundle (one precision; default: the bundle's default) -> `f(x) -> y`.
+
+    `x`: float32 N x C x H x W in [0, 1]; `y`: N x C x sH x sW float32. Runs ONNX Runtime on the CPU,
+    so every precision (FP32, FP16, INT8 Q/DQ) is measured by the same protocol. The callable carries
+    `.scale` and `.color` when they are known (from the bundle).
+    """
+    from kdedge.export.onnx_export import ort_session
+
+    path = Path(path_or_bundle)
+    scale = color = None
+    if path.is_dir():
+        from kdedge.runtime.bundle import load_bundle
+
+        bundle = load_bundle(path)
+        file = bundle.model_path(precision)
+        scale, color = bundle.scale, bundle.color
+    else:
+        if precision not in (None, "auto", "fp32"):
+            raise KdedgeError("%s is a single ONNX file; precision %r needs a bundle folder" % (path, precision))
+        if not path.is_file():
+            raise KdedgeError("ONNX file %s does not exist" % path)
+        file = path
+    sess = ort_session(Path(file), threads=threads)
+    name = sess.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    run.scale, run.color, run.path = scale, color, str(file)
+    return run
+
+
+__all__ = ["ExportOptions", "FORMATS", "export_bundle", "formats_table", "next_commands", "onnx_model", "asdict"]

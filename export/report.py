@@ -1,0 +1,121 @@
+"""Step 4 of `kdedge export`: the accuracy gate. PSNR of every precision vs ground truth and vs FP32.
+
+The protocol is `kdedge eval`'s (../shared/data/README.md): HR mod-cropped, LR by MATLAB bicubic,
+SR rounded to uint8, PSNR on MATLAB Y with `scale` pixels shaved, grayscale images as Y
+("gray-as-y"). `ValSet` precomputes the LR model inputs and the HR Y targets once, so the
+sensitivity pass can score dozens of candidate INT8 models quickly; `output_y` turns a model output
+into the Y plane exactly as `kdedge.evaluate.super_resolve` does (a test checks the two agree).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+PSNR_CAP = 100.0  # PSNR of identical outputs is infinite; JSON has no inf, and 100 dB reads as "identical"
+GRAY_CONVENTION = "gray-as-y"
+
+
+@dataclass
+class ValImage:
+    name: str
+    x: np.ndarray  # 1 x C x h x w float32 model input
+    hr_y: np.ndarray  # H x W float64 Y in [0, 255] (protocol ground truth)
+    gray: bool
+
+
+def output_y(out: np.ndarray, color: str, gray: bool) -> np.ndarray:
+    """Model output (1 x C x H x W, [0, 1]) -> Y plane in [0, 255] after uint8 rounding, as eval does."""
+    from kdedge.data.color import rgb_to_y
+
+    if color == "y":
+        return np.clip(np.round(out[0, 0].astype(np.float64) * 255.0), 0, 255)
+    image = np.clip(np.round(out[0].transpose(1, 2, 0).astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    y = rgb_to_y(image)
+    if gray:
+        y = (y - 16.0) * (255.0 / 219.0)  # back to the grey scale the ground truth is on (gray-as-y)
+    return y
+
+
+class ValSet:
+    """HR images -> (model input, HR Y) pairs under the protocol, for one scale and colour."""
+
+    def __init__(self, images: Sequence[np.ndarray], names: Sequence[str], scale: int, color: str, label: str = ""):
+        from kdedge.data.color import gray_to_y, rgb_to_y
+        from kdedge.data.imresize import bicubic_downscale, modcrop
+        from kdedge.export.calibrate import model_input
+
+        self.scale, self.color, self.label = scale, color, label
+        self.items: List[ValImage] = []
+        for name, img in zip(names, images):
+            hr = modcrop(img, scale)
+            lr = bicubic_downscale(hr, scale)
+            gray = hr.ndim == 2
+            hr_y = gray_to_y(hr, GRAY_CONVENTION) if gray else rgb_to_y(hr)
+            self.items.append(ValImage(name, model_input(lr, color), hr_y, gray))
+
+    @classmethod
+    def from_folder(cls, folder, scale: int, color: str, exclude: Sequence[str] = ()) -> "ValSet":
+        from kdedge.export.calibrate import list_images, read_images
+
+        paths = [p for p in list_images(folder, "validation") if p.name not in set(exclude)]
+        return cls(read_images(paths, "validation"), [p.stem for p in paths], scale, color, str(folder))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def outputs_y(self, run: Callable[[np.ndarray], np.ndarray]) -> List[np.ndarray]:
+        return [output_y(run(it.x), self.color, it.gray) for it in self.items]
+
+    def psnr_vs_gt(self, ys: Sequence[np.ndarray]) -> float:
+        from kdedge.metrics import psnr
+
+        return float(np.mean([min(PSNR_CAP, psnr(y, it.hr_y, shave=self.scale)) for y, it in zip(ys, self.items)]))
+
+    def psnr_between(self, ys: Sequence[np.ndarray], refs: Sequence[np.ndarray]) -> float:
+        from kdedge.metrics import psnr
+
+        return float(np.mean([min(PSNR_CAP, psnr(a, b, shave=self.scale)) for a, b in zip(ys, refs)]))
+
+
+def session_runner(model) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX path or ModelProto -> `run(x) -> y` through a CPU ONNX Runtime session."""
+    from kdedge.export.onnx_export import ort_session
+
+    if isinstance(model, (str, Path)):
+        sess = ort_session(Path(model))
+    else:
+        sess = ort_session(model.SerializeToString())
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})[0]
+
+
+def accuracy_table(models: Dict[str, Any], val: ValSet, reference: str = "fp32") -> List[Dict[str, Any]]:
+    """Rows {precision, psnr_vs_gt, psnr_vs_fp32, drop_db, dataset, images} for each named model."""
+    outs = {name: val.outputs_y(session_runner(m)) for name, m in models.items()}
+    ref_gt = val.psnr_vs_gt(outs[reference])
+    rows = []
+    for name, ys in outs.items():
+        gt = val.psnr_vs_gt(ys)
+        rows.append({
+            "precision": name,
+            "psnr_vs_gt": round(gt, 4),
+            "psnr_vs_fp32": None if name == reference else round(val.psnr_between(ys, outs[reference]), 4),
+            "drop_db": round(ref_gt - gt, 4),
+            "dataset": val.label,
+            "images": len(val),
+        })
+    return rows
+
+
+def format_table(rows: Sequence[Dict[str, Any]], title: Optional[str] = None) -> str:
+    """A plain-text table of accuracy rows (printed by the CLI, and easy to paste into an issue)."""
+    lines = [title] if title else []
+    lines.append("%-16s %12s %14s %9s  %s" % ("precision", "PSNR-Y vs GT", "PSNR vs FP32", "drop dB", "dataset"))
+    for r in rows:
+        vs = "-" if r.get("psnr_vs_fp32") is None else "%.2f" % r["psnr_vs_fp32"]
+        lines.append("%-16s %12.3f %14s %9.3f  %s (%d images)"
+                     % (r["precision"], r["psnr_vs_gt"], vs, r["drop_db"], r.get("dataset", ""), r.get("images", 0)))
+    return "\n".join(lines)
