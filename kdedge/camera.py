@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
                          threads=args.threads, frames=args.frames, tile=args.tile, reconnect=args.reconnect,
                          stats_json=args.stats_json, overlay=args.overlay, quiet=args.quiet,
                          source_options=src_opts, sink_options=sink_opts)
+    if stats["error"] and args.quiet:  # otherwise the pipeline has already said it
+        print("kdedge.camera: error: %s" % stats["error"], file=sys.stderr)
     return 1 if stats["end_reason"] in ("source-error", "sink-error") else 0
 
 

@@ -174,7 +174,8 @@ class TestPatternSource(Source):
     """A deterministic moving pattern (frame i depends only on i): bars, a sliding gradient, a
     checkerboard and a moving disc, with fine detail so SR has something to do. Query options:
     size=WxH (480x270), fps (30; 0 = unpaced), frames (unlimited), fail_at=N (fail
-    like an unplugged camera after N frames; for tests of --reconnect)."""
+    like an unplugged camera after N frames; for tests of --reconnect), hang_at=N&hang_s=S (block
+    once for S seconds after N frames, like a stuck driver)."""
 
     def __init__(self, uri: URI, options: VideoOptions):
         super().__init__(uri, options)
@@ -186,6 +187,9 @@ class TestPatternSource(Source):
             self.frame_count = int(frames) if frames else None
             fail_at = uri.query.get("fail_at")  # simulate a camera lost after this many frames
             self.fail_at = int(fail_at) if fail_at else None
+            hang_at = uri.query.get("hang_at")  # simulate a camera whose read blocks after N frames
+            self.hang_at = int(hang_at) if hang_at else None
+            self.hang_s = float(uri.query.get("hang_s", 3600))
         except ValueError as exc:
             raise KdedgeError("bad test:// option in %r: %s" % (uri.string, exc), fix=USAGE) from exc
         self.live = self.fps > 0
@@ -217,6 +221,9 @@ class TestPatternSource(Source):
     def read(self) -> Tuple[str, Optional[np.ndarray]]:
         if self.frame_count is not None and self.frames_read >= self.frame_count:
             return EOS, None
+        if self.hang_at is not None and self.frames_read >= self.hang_at and self.hang_s > 0:
+            time.sleep(self.hang_s)
+            self.hang_s = 0.0
         if self.fail_at is not None and self.frames_read >= self.fail_at:
             return self._fail("test pattern: simulated camera loss after %d frames (fail_at)" % self.fail_at)
         if self.live:

@@ -223,7 +223,8 @@ class Pipeline:
                  stats_json: Optional[str] = None, overlay: bool = False, quiet: bool = False,
                  source_options: Optional[io.VideoOptions] = None, sink_options: Optional[io.VideoOptions] = None,
                  status_interval: float = 2.0, log: Optional[Callable[[str], None]] = None,
-                 max_backoff: float = 8.0, progress: Optional[Callable[[int, Optional[int]], None]] = None):
+                 max_backoff: float = 8.0, progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                 source_timeout: float = 10.0):
         self.bundle = bundle
         self.backend = backend
         self.input_uri, self.output_uri = input_uri, output_uri
@@ -238,6 +239,7 @@ class Pipeline:
         self.status_interval = status_interval
         self.max_backoff = max_backoff
         self.progress = progress  # called as progress(processed, total or None) after each frame
+        self.source_timeout = source_timeout  # a live source silent this long has failed (0: wait forever)
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.stats = Stats()
         self.stop = threading.Event()
@@ -376,13 +378,18 @@ class Pipeline:
             writer.start()
             capture.start()
             self.stats.start = time.perf_counter()
-            last_status = time.perf_counter()
+            last_status = last_frame = time.perf_counter()
             while True:
                 item = slot.get(timeout=0.1)
                 if item is None:
                     if self.stop.is_set() and not capture.is_alive():
                         break
+                    silent = time.perf_counter() - last_frame
+                    if source.live and self.source_timeout and silent > self.source_timeout and not self.stop.is_set():
+                        # a camera read that never returns cannot be interrupted; give up on it
+                        self._finish("source-error", "%s delivered no frame for %.0f s" % (self.input_uri, silent))
                     continue
+                last_frame = time.perf_counter()
                 if item is _END:
                     break
                 if self.stop.is_set():
@@ -409,7 +416,7 @@ class Pipeline:
         finally:
             self.stop.set()
             if capture is not None:
-                capture.join(timeout=10.0)
+                capture.join(timeout=2.0 if self.end_reason == "source-error" else 10.0)
             slot.discard()
             if writer is not None:
                 outq.put(_END)

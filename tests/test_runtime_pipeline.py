@@ -117,6 +117,15 @@ def test_reconnect_and_source_failure(bundle_y, tmp_path):
     assert _count_frames(out)[0] == s["frames_written"] == 5
 
 
+def test_silent_live_source_times_out(bundle_y, tmp_path):
+    out = tmp_path / "stuck.avi"
+    s = run_pipeline(bundle_y, "test://?size=32x32&fps=100&hang_at=4&hang_s=1.5", str(out), backend="ort-cpu",
+                     quiet=True, source_timeout=0.5)
+    assert s["end_reason"] == "source-error" and "no frame" in s["error"]
+    assert s["frames_written"] == s["frames_processed"] >= 1 and s["accounted"]
+    assert _count_frames(out)[0] == s["frames_written"]
+
+
 def test_truncated_video_source_ends_cleanly(bundle_y, tmp_path):
     clip = tmp_path / "clip.avi"
     src = io.open_source("test://?size=64x48&fps=0&frames=20")
