@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="process frames larger than PX (LR pixels) in overlapping tiles (0: whole frames)")
     parser.add_argument("--reconnect", action="store_true",
                         help="re-open a camera or stream that fails, with exponential backoff")
+    parser.add_argument("--source-timeout", type=float, default=10.0, metavar="S",
+                        help="a live source that delivers no frame for S seconds has failed (0: wait forever)")
     parser.add_argument("--overlay", action="store_true", help="draw FPS, latency and drops on the output")
     parser.add_argument("--stats-json", metavar="PATH", default=None, help="write run statistics here at the end")
     parser.add_argument("--input-width", type=int, default=None, help="camera mode width (csi, v4l2)")
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     stats = run_pipeline(model, args.input, output, backend=args.backend, precision=args.precision,
                          threads=args.threads, frames=args.frames, tile=args.tile, reconnect=args.reconnect,
                          stats_json=args.stats_json, overlay=args.overlay, quiet=args.quiet,
-                         source_options=src_opts, sink_options=sink_opts)
+                         source_options=src_opts, sink_options=sink_opts, source_timeout=args.source_timeout)
     if stats["error"] and args.quiet:  # otherwise the pipeline has already said it
         print("kdedge.camera: error: %s" % stats["error"], file=sys.stderr)
     return 1 if stats["end_reason"] in ("source-error", "sink-error") else 0
