@@ -57,7 +57,7 @@ class FeatureDistiller(nn.Module):
     """Learned 1x1 adapters from student features to teacher features; `loss()` after both forwards."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, pairs: List[Tuple[str, str]], probe: torch.Tensor,
-                 teacher_input_fn=None):
+                 teacher_fn=None):
         super().__init__()
         s_mods, t_mods = dict(student.named_modules()), dict(teacher.named_modules())
         for s, t in pairs:
@@ -71,7 +71,7 @@ class FeatureDistiller(nn.Module):
         # One probe forward through both finds each feature's width and checks the resolutions agree.
         with torch.no_grad():
             student(probe[0])
-            teacher(probe[1] if teacher_input_fn is None else teacher_input_fn(probe[1]))
+            (teacher_fn or teacher)(probe[1])  # teacher_fn: how the trainer runs the teacher (colour, range)
         adapters = []
         for (s, t), gs, gt in zip(pairs, self._s, self._t):
             fs, ft = gs.value, gt.value

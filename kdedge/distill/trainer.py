@@ -306,7 +306,7 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
         c = 1 if cfg.color == "y" else 3
         probe = (torch.rand(1, c, cfg.patch, cfg.patch, device=device), torch.rand(1, 3, cfg.patch, cfg.patch, device=device))
         distiller = FeatureDistiller(module, teacher.module, parse_pairs(cfg.feat_pairs), probe,
-                                     teacher_input_fn=lambda x: teacher_forward(teacher, x, cfg.color)).to(device)
+                                     teacher_fn=lambda x: teacher_forward(teacher, x, cfg.color)).to(device)
     params = list(module.parameters()) + (list(distiller.adapters.parameters()) if distiller else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     ema = EMA(module, cfg.ema) if cfg.ema > 0 else None
