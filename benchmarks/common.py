@@ -28,6 +28,7 @@ SHARED = Path(os.environ.get("KDEDGE_SHARED", REPO.parent / "shared")).resolve()
 WEIGHTS = SHARED / "weights"
 DATA = SHARED / "data"
 RESULTS = HERE / "results"
+QUICK_RESULTS = RESULTS / "quick"  # --quick development runs write here (ignored by git), never over the real tables
 # Derived artifacts (teacher ONNX exports): rebuilt on demand, never committed (see .gitignore).
 CACHE = HERE / ".cache"
 DEFAULT_BUNDLE = REPO / "kdedge" / "assets" / "default_x2"
@@ -139,6 +140,10 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
                     path=twin, precision="fp32",
                     status="ok" if twin and Path(twin).is_file() else "%s (no checkpoint in runs/ or results/)" % NOT_PRODUCED))
     return rows
+
+
+def results_dir(quick: bool = False) -> Path:
+    return QUICK_RESULTS if quick else RESULTS
 
 
 def write_json(path: Path, data: Any) -> Path:

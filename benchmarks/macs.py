@@ -6,6 +6,8 @@ Method (stated in RESULTS.md):
   the graph once in ONNX Runtime (optimisations off, every node output exposed) on a 1 x C x 128 x 128
   input, so branches that resize or pool (RLFN's ESA) are counted at their real size. A conv costs
   prod(output dims) x (C_in / groups) x k_h x k_w MACs; the sum is divided by the 128 x 128 LR pixels.
+  `conv_io_elements_per_lr_pixel` sums the input and output elements of those nodes (the activation
+  traffic if no two layers are fused), for the memory-bandwidth side of the Jetson estimate.
   Parameters are the weights and biases of those nodes (traced back through DequantizeLinear for Q/DQ
   graphs, so INT8 models count the same parameters as FP32) plus PRelu slopes.
 - OpenCV FSRCNN .pb files: the conv weight blobs OpenCV's TensorFlow importer loads; every conv runs
@@ -84,6 +86,7 @@ def onnx_complexity(path, side: int = 128) -> Dict[str, float]:
 
     macs = 0
     params = 0
+    act = 0  # elements each counted node reads and writes: the memory-traffic side of the estimate
     seen_params = set()
 
     def add_param(name):
@@ -111,6 +114,8 @@ def onnx_complexity(path, side: int = 128) -> Dict[str, float]:
             if out is None or a is None:
                 continue
             macs += int(np.prod(out.shape)) * int(a.shape[-1])
+        a_in = values.get(n.input[0])
+        act += int(out.size) + (int(a_in.size) if a_in is not None else 0)
         add_param(w_name)
         if b_name:
             add_param(b_name)
@@ -118,7 +123,7 @@ def onnx_complexity(path, side: int = 128) -> Dict[str, float]:
         if n.op_type == "PRelu":
             add_param(n.input[1])
     return {"params": params, "macs_per_lr_pixel": macs / float(side * side), "in_channels": channels,
-            "method": "onnx-graph"}
+            "conv_io_elements_per_lr_pixel": act / float(side * side), "method": "onnx-graph"}
 
 
 def fsrcnn_formula(d: int, s: int, m: int, scale: int) -> int:
@@ -150,7 +155,9 @@ def opencv_pb_complexity(pb_path, scale: int = 2) -> Dict[str, float]:
     d = convs[0][0]
     s = convs[1][0]
     m = sum(1 for c in convs if c[2:] == (3, 3))
+    io = sum(c[0] + c[1] for c in convs)  # every conv at LR resolution: C_in read + C_out written per pixel
     return {"params": params, "macs_per_lr_pixel": float(macs), "in_channels": 1, "method": "opencv-pb-weights",
+            "conv_io_elements_per_lr_pixel": float(io),
             "architecture": {"d": d, "s": s, "m": m}, "formula_macs": fsrcnn_formula(d, s, m, scale)}
 
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from common import RESULTS, THREADS, load_avg, machine, write_json
+from common import THREADS, load_avg, machine, results_dir, write_json
 
 PRECISIONS = ("fp32", "int8_s8s8", "int8_u8s8")
 
@@ -116,7 +116,7 @@ def run(quick: bool = False, widths: Sequence[int] = (64, 128), side: int = 192,
     out = {"quick": quick, "threads": THREADS, "workload": "3x3 conv C->C, same padding, 1 x C x %d x %d" % (side, side),
            "measurements": rows, "peak_gmac_per_s": peak, "loadavg_before": before, "loadavg_after": load_avg(),
            "machine": machine()}
-    write_json(RESULTS / ("peak.quick.json" if quick else "peak.json"), out)
+    write_json(results_dir(quick) / "peak.json", out)
     return out
 
 

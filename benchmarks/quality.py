@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from common import DATA, RESULTS, SCALE, Row, discover_rows, limit_threads, machine, write_json
+from common import DATA, SCALE, Row, discover_rows, limit_threads, machine, results_dir, write_json
 
 SETS = ("Set5", "Set14")
 
@@ -92,7 +92,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, only: Optional[Li
             "" if entry["status"] == "ok" else entry["status"]), flush=True)
     out = {"quick": quick, "scale": SCALE, "rows": results, "machine": machine()}
     if not only:
-        write_json(RESULTS / ("quality.quick.json" if quick else "quality.json"), out)
+        write_json(results_dir(quick) / "quality.json", out)
     return out
 
 

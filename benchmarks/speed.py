@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from common import RESULTS, SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, machine, read_json, write_json
+from common import SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, machine, read_json, results_dir, write_json
 
 SIZES: Tuple[Tuple[int, int], ...] = ((270, 480), (540, 960))
 
@@ -118,7 +118,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
     rows = rows if rows is not None else discover_rows()
     if quick:
         reps, block_s, sizes = 2, 0.15, sizes[:1]
-    quality = read_json(RESULTS / "quality.json", {}) or {}
+    quality = read_json(results_dir(quick) / "quality.json", {}) or {}
     macs = {r["key"]: (r.get("complexity") or {}).get("macs_per_lr_pixel") for r in quality.get("rows", [])}
     entries: Dict[str, Dict] = {}
     jobs = []  # (row key, size, mode, fn, frames per block)
@@ -161,7 +161,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
     for (key, size, mode), fps in times.items():
         s = summarize(fps)
         m = entries[key].get("macs_per_lr_pixel")
-        if m and mode == "model":
+        if m and mode == "model" and entries[key].get("kind") != "bicubic":
             s["gmac_per_s"] = s["median"] * m * size[0] * size[1] / 1e9
         entries[key]["results"]["%dx%d" % size] = entries[key]["results"].get("%dx%d" % size, {})
         entries[key]["results"]["%dx%d" % size][mode] = s
@@ -169,7 +169,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
            "sizes": ["%dx%d" % s for s in sizes], "rows": list(entries.values()),
            "loadavg_before": load_before, "loadavg_after": load_avg(), "machine": machine()}
     if not only:
-        write_json(RESULTS / ("speed.quick.json" if quick else "speed.json"), out)
+        write_json(results_dir(quick) / "speed.json", out)
     return out
 
 
