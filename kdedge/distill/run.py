@@ -35,6 +35,8 @@ def run_command(args, command: str, defaults: Dict[str, Any]) -> int:
         base = from_dict(saved, source="config of %s" % path)
         cfg = from_dict(explicit, base=base, source="options")
     result = train(cfg, command=command)
+    if not result["is_main"]:  # torchrun: rank 0 speaks for the run
+        return 0
     print("done: %d steps in %.0f s, best validation Y-PSNR %.2f dB on %s" % (
         result["step"], result["seconds"], result["best_psnr"], ", ".join(result["val_images"][:5])))
     print("checkpoints: %s (deploy) and %s (resume)" % (result["best"], result["last"]))

@@ -351,7 +351,8 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
         save_checkpoint(path, deploy_module(), arch=cfg.student, model_args=model_args, scale=cfg.scale,
                         color=cfg.color, step=step, best_metric=best if best > float("-inf") else None,
                         teacher=teacher_info, config=cfg.to_dict(), train_state=state,
-                        extra={"val_psnr_y": val_psnr, "val_images": [p.name for p in val_pairs]})
+                        extra={"val_psnr_y": val_psnr, "val_images": [p.name for p in val_pairs],
+                               "world_size": dist.world_size})
 
     def validate() -> float:
         m = deploy_module()
@@ -448,7 +449,7 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
         "out": str(out), "step": step, "best_psnr": best, "val_psnr": last_val,
         "seconds": elapsed + time.time() - t_start,
         "last": str(out / "last.safetensors"), "best": str(out / "best.safetensors"),
-        "val_images": [p.name for p in val_pairs],
+        "val_images": [p.name for p in val_pairs], "is_main": main, "world_size": dist.world_size,
     }
 
 
