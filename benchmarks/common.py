@@ -54,6 +54,7 @@ class Row:
     path: Optional[str] = None  # .pb, .onnx, weights or checkpoint
     arch: Optional[str] = None  # for torch rows: registry name passed to load_model
     precision: Optional[str] = None  # fp32 / int8 / int8-naive / ...
+    bundle: Optional[str] = None  # the bundle folder, for rows that are one of its precisions
     runtime: str = "onnxruntime"
     status: str = "ok"
     note: str = ""
@@ -117,7 +118,7 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
         status = "ok" if path and Path(path).is_file() else "%s (looked in %s)" % (NOT_PRODUCED, bundle)
         if prec == "int8_u8s8" and not path:
             continue  # optional precision: no row unless the bundle ships it
-        rows.append(Row(key, label, "onnx", "kdedge", path=path, precision=prec, status=status))
+        rows.append(Row(key, label, "onnx", "kdedge", path=path, precision=prec, status=status, bundle=str(bundle)))
 
     # The naive INT8 (plain quantize_static, MinMax, no sensitivity pass) that the export stage keeps
     # for comparison; its name is not part of the bundle format, so look where export may put it.

@@ -72,18 +72,18 @@ def speed_section(sp: Dict, peak: Dict) -> str:
     sizes = sp.get("sizes", [])
     head = ["row", "runtime"]
     for s in sizes:
-        head += ["%s model FPS" % s, "%s end-to-end FPS" % s]
+        head += ["%s model FPS" % s, "%s end-to-end FPS" % s, "%s pipeline FPS" % s]
     head += ["GMAC/s (%s, model)" % (sizes[-1] if sizes else ""), "% of CPU peak"]
     rows = []
     for r in sp.get("rows", []):
         line = [r["label"], r.get("runtime", "")]
         if not r.get("results"):
-            line += ["–"] * (2 * len(sizes)) + ["–", r.get("status", "")]
+            line += ["–"] * (3 * len(sizes)) + ["–", r.get("status", "")]
             rows.append(line)
             continue
         for s in sizes:
             res = r["results"].get(s, {})
-            line += [_speed_cell(res.get("model")), _speed_cell(res.get("e2e"))]
+            line += [_speed_cell(res.get("model")), _speed_cell(res.get("e2e")), _speed_cell(res.get("pipeline"))]
         last = r["results"].get(sizes[-1], {}).get("model", {}) if sizes else {}
         g = last.get("gmac_per_s")
         frac = ""
@@ -117,11 +117,15 @@ def verdict_section(q: Dict, sp: Dict) -> str:
                 parts.append("end-to-end %.1f vs %.1f FPS at %s (x%.1f)" % (fa, fb, size, fa / fb))
         lines.append("- **%s vs OpenCV FSRCNN**: %s." % (k, "; ".join(parts)))
         for size in sp.get("sizes", []):
-            fa = sr.get(k, {}).get("results", {}).get(size, {}).get("e2e", {}).get("median")
+            res = sr.get(k, {}).get("results", {}).get(size, {})
+            fa = res.get("e2e", {}).get("median")
+            fp = res.get("pipeline", {}).get("median")
             if fa:
                 h, w = (int(v) for v in size.split("x"))
-                lines.append("  - %s LR -> %dx%d output: %.1f FPS end-to-end on 2 cores: %s 30 FPS."
-                             % (size, 2 * h, 2 * w, fa, "meets" if fa >= 30 else "**misses**"))
+                best = max(fa, fp or 0)
+                lines.append("  - %s LR -> %dx%d output on 2 cores: %.1f FPS end-to-end serial%s: %s 30 FPS."
+                             % (size, 2 * h, 2 * w, fa, ", %.1f FPS in the threaded camera pipeline" % fp if fp else "",
+                                "meets" if best >= 30 else "**misses**"))
     return "\n".join(lines)
 
 
@@ -213,9 +217,11 @@ def write(quick: bool = False, run_info: Optional[Dict] = None) -> Path:
         parts += ["## Speed (this CPU, %d threads)" % sp.get("threads", 2), "",
                   "Median FPS over %d interleaved rounds after %d warm-up runs (min–max in brackets); each round "
                   "times a block of frames lasting about %.1f s. Model-only = the network on a tensor in memory; "
-                  "end-to-end = BGR uint8 LR frame in, BGR uint8 SR frame out (Y models: MATLAB-Y split, "
-                  "network, bicubic chroma, merge, as `kdedge.runtime.colour` does in the camera pipeline; "
-                  "FSRCNN: `dnn_superres.upsample`; bicubic: `cv2.resize`). Teachers take RGB at the same size. "
+                  "end-to-end = BGR uint8 LR frame in, BGR uint8 SR frame out, one frame after another on one "
+                  "thread (`kdedge.runtime.pipeline.SRProcessor.process`: MATLAB-Y split, network, bicubic chroma, "
+                  "merge; FSRCNN: `dnn_superres.upsample`; bicubic: `cv2.resize`); pipeline (bundle rows) = the "
+                  "threaded camera pipeline of `kdedge bench` (test pattern source, null sink), what a camera user "
+                  "gets. Teachers take RGB at the same size. "
                   "ONNX rows run on ONNX Runtime CPU through `kdedge.runtime`'s ORT backend; FSRCNN on OpenCV dnn."
                   % (sp.get("reps", 0), sp.get("warmup", 0), sp.get("block_seconds", 0)), "",
                   speed_section(sp, pk), ""]

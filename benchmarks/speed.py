@@ -4,9 +4,12 @@ Runtimes: ONNX Runtime CPU with 2 intra-op threads for every ONNX row (kdedge in
 teachers' exports); OpenCV dnn (2 threads) for FSRCNN, its own runtime; OpenCV `resize` for bicubic.
 - model-only: the network's forward on a float32 NCHW tensor already in memory (1 channel for Y
   models, 3 for the RGB teachers at the same spatial size).
-- end-to-end: BGR uint8 LR frame in, BGR uint8 SR frame out. Y models: MATLAB-Y conversion, forward,
-  bicubic chroma, merge (`kdedge.runtime.colour`, the camera pipeline's own code); teachers: BGR->RGB
-  float, forward, back to uint8; FSRCNN: dnn_superres `upsample()`; bicubic: `cv2.resize` INTER_CUBIC.
+- end-to-end: BGR uint8 LR frame in, BGR uint8 SR frame out, one frame after the other in one thread:
+  `kdedge.runtime.pipeline.SRProcessor.process` (the camera pipeline's own colour split, model call and
+  merge; Y models get bicubic chroma, the RGB teachers go through the same code in RGB);
+  FSRCNN: dnn_superres `upsample()`; bicubic: `cv2.resize` INTER_CUBIC.
+- pipeline (bundle rows only): the threaded camera pipeline of `kdedge.runtime.bench.bench_e2e`
+  (capture + colour split on one thread, SR, merge + null sink on another), the FPS a camera user sees.
 Method: every (row, size, mode) is warmed up, then timed in `reps` rounds; each round runs a block of
 frames sized to last about `block_s` seconds, and the rounds of all rows are interleaved (round 1 of
 every row, then round 2, ...) so that load changes on a shared machine spread over all rows alike.
@@ -38,15 +41,11 @@ def ort_session(path: str, threads: int = THREADS):
     return backend
 
 
-def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A natural-looking BGR frame (smooth gradients plus texture), not noise: some kernels' speed
-    depends on the data (ORT's QDQ paths do not, but the colour conversions' rounding does not care)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = 128 + 60 * np.sin(xx / 23.0) * np.cos(yy / 17.0)
-    img = np.stack([base + 30 * np.sin(xx / (5.0 + c)) for c in range(3)], axis=2)
-    img += rng.normal(0, 8, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+def _frame(h: int, w: int) -> np.ndarray:
+    """The runtime's test-pattern frame (moving shapes and text on gradients), as `kdedge bench` uses."""
+    from kdedge.runtime import io
+
+    return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
 
 
 def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str, Callable[[], object]]:
@@ -69,30 +68,32 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
 
         sr = dnn_superres(row.path)
         return {"model": model, "e2e": lambda: sr.upsample(frame)}
+    from types import SimpleNamespace
+
+    from kdedge.runtime.pipeline import SRProcessor
+
     backend = ort_session(onnx_file)
-    name = backend.session.get_inputs()[0].name
-    channels = backend.session.get_inputs()[0].shape[1]
-    channels = channels if isinstance(channels, int) else 1
-    x = np.ascontiguousarray((cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if channels == 3 else frame[..., :1])
-                             .astype(np.float32).transpose(2, 0, 1)[None] / 255.0)
+    inp, out = backend.session.get_inputs()[0], backend.session.get_outputs()[0]
+    channels = inp.shape[1] if isinstance(inp.shape[1], int) else 1
+    # SRProcessor only reads these fields of a bundle; a stand-in lets non-bundle rows (teachers, the
+    # naive INT8 file) go through exactly the code the camera runs.
+    spec = SimpleNamespace(color="y" if channels == 1 else "rgb", scale=SCALE, input_name=inp.name,
+                           output_name=out.name, size_multiple=1)
+    proc = SRProcessor(spec, backend)
+    chw, _, _ = proc.prepare(frame)
+    x = np.ascontiguousarray(chw[None])
     sess = backend.session
+    return {"model": lambda: sess.run(None, {inp.name: x}), "e2e": lambda: proc.process(frame)}
 
-    def model():
-        return sess.run(None, {name: x})
 
-    if channels == 1:
-        from kdedge.runtime.colour import merge_y, split_y
+def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: int) -> Callable[[], float]:
+    """One round of the threaded camera pipeline (capture thread -> SR -> writer thread, test:// source,
+    null:// sink) from `kdedge.runtime.bench`; returns its FPS over `frames` frames after 2 warm-up frames."""
+    from kdedge.runtime.bench import bench_e2e
+    from kdedge.runtime.bundle import load_bundle
 
-        def e2e():
-            y, cbcr = split_y(frame, SCALE)
-            out = sess.run(None, {name: y[None, None]})[0]
-            return merge_y(out[0, 0], cbcr)
-    else:
-        def e2e():
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1)[None] * (1.0 / 255.0)
-            out = sess.run(None, {name: rgb})[0][0].transpose(1, 2, 0)
-            return cv2.cvtColor(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
-    return {"model": model, "e2e": e2e}
+    bundle = load_bundle(bundle_path)
+    return lambda: bench_e2e(bundle, "ort-cpu", precision, (h, w), frames, 2, THREADS)["fps"]
 
 
 def _block_size(fn: Callable, block_s: float, max_frames: int = 200) -> Tuple[int, float]:
@@ -101,6 +102,25 @@ def _block_size(fn: Callable, block_s: float, max_frames: int = 200) -> Tuple[in
     fn()
     dt = time.perf_counter() - t0
     return max(1, min(max_frames, int(round(block_s / max(dt, 1e-6))))), dt
+
+
+def _timed(fn: Callable, n: int) -> Callable[[], float]:
+    def measure() -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return n / (time.perf_counter() - t0)
+
+    return measure
+
+
+def _bundle_precs(bundle: str):
+    from kdedge.runtime.bundle import load_bundle
+
+    try:
+        return set(load_bundle(bundle).precisions)
+    except Exception:
+        return set()
 
 
 def summarize(fps: List[float]) -> Dict[str, float]:
@@ -144,19 +164,20 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
                     for _ in range(warmup):
                         fn()
                     n, first = _block_size(fn, block_s)
-                    jobs.append((row.key, (h, w), mode, fn, n))
+                    jobs.append((row.key, (h, w), mode, _timed(fn, n)))
                     print("speed: %-18s %4dx%-4d %-5s ready (%.1f ms/frame, %d frames/block)"
                           % (row.key, h, w, mode, first * 1e3, n), flush=True)
+                    if mode == "e2e" and row.bundle and row.precision in _bundle_precs(row.bundle):
+                        # the real threaded pipeline, from kdedge.runtime.bench (its own frame count)
+                        frames = max(4, min(60, 2 * n))
+                        jobs.append((row.key, (h, w), "pipeline", pipeline_runner(row.bundle, row.precision, h, w, frames)))
         except Exception as exc:  # a row that cannot run is reported, not fatal
             entry["status"] = "error: %s: %s" % (type(exc).__name__, exc)
             print("speed: %-18s %s" % (row.key, entry["status"]), flush=True)
     times: Dict[Tuple, List[float]] = {}
     for r in range(reps):
-        for key, size, mode, fn, n in jobs:
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            times.setdefault((key, size, mode), []).append(n / (time.perf_counter() - t0))
+        for key, size, mode, measure in jobs:
+            times.setdefault((key, size, mode), []).append(measure())
         print("speed: round %d/%d done" % (r + 1, reps), flush=True)
     for (key, size, mode), fps in times.items():
         s = summarize(fps)
@@ -182,9 +203,8 @@ def main(argv=None) -> int:
     res = run(quick=args.quick, reps=args.reps, only=[r for r in args.rows.split(",") if r] or None)
     for e in res["rows"]:
         for size, modes in e["results"].items():
-            print("%-18s %s  model %7.1f fps  e2e %7.1f fps" % (
-                e["key"], size, modes.get("model", {}).get("median", float("nan")),
-                modes.get("e2e", {}).get("median", float("nan"))))
+            print("%-18s %s  %s" % (e["key"], size, "  ".join(
+                "%s %.1f fps" % (m, modes[m]["median"]) for m in ("model", "e2e", "pipeline") if m in modes)))
     return 0
 
 
