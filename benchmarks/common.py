@@ -128,23 +128,70 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
                     path=str(naive) if naive else None, precision="int8-naive",
                     status="ok" if naive else "%s (no *naive*.onnx beside the bundle, in runs/ or results/)" % NOT_PRODUCED))
 
-    # The same student trained without a teacher (same steps): a kdedge checkpoint from the distill stage.
+    # The same student trained without a teacher (same steps): a kdedge checkpoint from `kdedge train`.
     twin = twin or os.environ.get("KDEDGE_BENCH_TWIN")
+    note = ""
     if not twin:
-        found = _first([RESULTS / "**" / "*no*teacher*.safetensors", RESULTS / "**" / "*noteacher*.safetensors",
-                        RESULTS / "**" / "*plain*.safetensors", REPO / "runs" / "**" / "*no*teacher*" / "**" / "*.safetensors",
-                        REPO / "runs" / "**" / "*noteacher*" / "**" / "*.safetensors",
-                        REPO / "runs" / "**" / "*plain*" / "**" / "*.safetensors",
-                        REPO / "runs" / "**" / "*no*teacher*.safetensors", REPO / "runs" / "**" / "*plain*.safetensors"])
+        found, note = find_twin(bundle)
         twin = str(found) if found else None
     rows.append(Row("kdedge-noteacher", "same student trained without a teacher (FP32)", "torch", "kdedge",
-                    path=twin, precision="fp32",
-                    status="ok" if twin and Path(twin).is_file() else "%s (no checkpoint in runs/ or results/)" % NOT_PRODUCED))
+                    path=twin, precision="fp32", note=note,
+                    status="ok" if twin and Path(twin).is_file() else
+                    "%s (no teacher-less checkpoint of the default student's architecture in runs/, kdedge/assets/ "
+                    "or benchmarks/results/)" % NOT_PRODUCED))
     return rows
 
 
 def results_dir(quick: bool = False) -> Path:
     return QUICK_RESULTS if quick else RESULTS
+
+
+def _header(path) -> Optional[Dict[str, Any]]:
+    try:
+        from kdedge.checkpoint import read_header
+
+        return read_header(path)
+    except Exception:  # not a kdedge checkpoint, unreadable, or safetensors missing
+        return None
+
+
+def find_twin(bundle: Path):
+    """(path, note) of the checkpoint of the default student's architecture trained without a teacher.
+
+    The reference is the default student checkpoint (kdedge/assets/student_x2.safetensors) or, failing
+    that, the bundle manifest's source.student. A candidate must have no teacher in its header and the
+    same arch and model_args; among those, the same step count wins, then `best.safetensors`, then the
+    newest file."""
+    ref_arch, ref_args, ref_step = None, None, None
+    ref = REPO / "kdedge" / "assets" / "student_x2.safetensors"
+    h = _header(ref) if ref.is_file() else None
+    if h:
+        ref_arch, ref_args, ref_step = h.get("arch"), h.get("model_args"), h.get("step")
+    else:
+        try:
+            src = json.loads((Path(bundle) / "manifest.json").read_text()).get("source", {}).get("student", {})
+            ref_arch, ref_args = src.get("arch"), src.get("model_args")
+        except (OSError, ValueError):
+            pass
+    if not ref_arch:
+        return None, "no default student to match against yet"
+    cands = []
+    for pat in (REPO / "runs" / "**" / "*.safetensors", RESULTS / "**" / "*.safetensors",
+                REPO / "kdedge" / "assets" / "*.safetensors"):
+        for p in glob.glob(str(pat), recursive=True):
+            hd = _header(p)
+            if not hd or hd.get("teacher") or hd.get("arch") != ref_arch:
+                continue
+            if ref_args and {k: v for k, v in (hd.get("model_args") or {}).items()} != ref_args:
+                continue
+            cands.append((hd.get("step") == ref_step, Path(p).name.startswith("best"), os.path.getmtime(p), p, hd))
+    if not cands:
+        return None, ""
+    same_step, _, _, path, hd = max(cands)
+    note = "found by header: %s, no teacher, step %s" % (hd.get("arch"), hd.get("step"))
+    if ref_step is not None and not same_step:
+        note += " (default student: step %s; NOT the same budget)" % ref_step
+    return Path(path), note
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -9,8 +9,8 @@ model's ONNX graph (`macs.py`) and NVIDIA's published figures, under assumptions
   (JetPack 6.2's "Super" mode raises them to 67 and 157 sparse TOPS; not used here.)
 - Utilisation: small-channel SR convs (16-56 channels, 1-channel input) keep a GPU's tensor cores far
   from busy; we assume UTILISATION = 20% of dense INT8 throughput is achieved (TensorRT, INT8, fused
-  conv+activation). The CPU measurement of the same models (fraction of this CPU's peak) is printed
-  beside it as a sanity check.
+  conv+activation). For scale: on this CPU the same models reach the fraction of ORT's peak shown in
+  the speed table of RESULTS.md, usually far below 100% for the same reason.
 - Memory: LPDDR5 68 GB/s (Orin Nano 8GB) and 102.4 GB/s (Orin NX 16GB), of which BANDWIDTH_EFFICIENCY
   = 60% is usable; every conv reads its input and writes its output once in INT8 (1 byte per element,
   no inter-layer fusion): bytes per LR pixel = the graph's conv input + output elements.
