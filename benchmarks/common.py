@@ -55,6 +55,7 @@ class Row:
     arch: Optional[str] = None  # for torch rows: registry name passed to load_model
     precision: Optional[str] = None  # fp32 / int8 / int8-naive / ...
     bundle: Optional[str] = None  # the bundle folder, for rows that are one of its precisions
+    build: Optional[str] = None  # "naive-minmax": the suite makes `path` from the bundle's FP32 (upscalers.ensure_artifact)
     runtime: str = "onnxruntime"
     status: str = "ok"
     note: str = ""
@@ -66,6 +67,16 @@ class Row:
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+
+def _file_sha(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _first(patterns: List[str]) -> Optional[Path]:
@@ -124,9 +135,17 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
     # for comparison; its name is not part of the bundle format, so look where export may put it.
     naive = _first([bundle / "*naive*.onnx", bundle.parent / "*naive*.onnx", RESULTS / "**" / "*naive*.onnx",
                     REPO / "runs" / "**" / "*naive*.onnx", REPO / "export" / "**" / "*naive*.onnx"])
-    rows.append(Row("kdedge-int8-naive", "kdedge student INT8, naive PTQ (comparison)", "onnx", "kdedge",
+    naive_row = Row("kdedge-int8-naive", "kdedge student INT8, naive PTQ (comparison)", "onnx", "kdedge",
                     path=str(naive) if naive else None, precision="int8-naive",
-                    status="ok" if naive else "%s (no *naive*.onnx beside the bundle, in runs/ or results/)" % NOT_PRODUCED))
+                    status="ok" if naive else "%s (no *naive*.onnx beside the bundle, in runs/ or results/)" % NOT_PRODUCED)
+    if not naive and files.get("fp32") and Path(files["fp32"]).is_file():
+        # The export keeps its naive INT8 only in its accuracy table; make the same model here from the
+        # bundle's FP32 with kdedge.export's own calibration and quantizer (MinMax ranges, every node INT8).
+        naive_row.path = str(CACHE / ("naive-minmax-%s.onnx" % _file_sha(files["fp32"])[:12]))
+        naive_row.status, naive_row.build, naive_row.bundle = "ok", "naive-minmax", str(bundle)
+        naive_row.note = ("built by the suite from the bundle's FP32: kdedge.export MinMax ranges on calib_data/, "
+                          "every node quantized, symmetric INT8 (export's 'int8_naive_minmax')")
+    rows.append(naive_row)
 
     # The same student trained without a teacher (same steps): a kdedge checkpoint from `kdedge train`.
     twin = twin or os.environ.get("KDEDGE_BENCH_TWIN")

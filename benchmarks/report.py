@@ -200,6 +200,14 @@ def write(quick: bool = False, run_info: Optional[Dict] = None) -> Path:
         parts.append("> **%s** %s" % ("Development (--quick) run: reduced sets and repetitions, not the tables."
                                       if quick else "Contended run:", info.get("contended_reason", "")))
     parts += ["", "## Machine", "", machine_section(m), ""]
+    if q.get("rows"):
+        parts += ["## Rows and the artifacts they were measured from", ""]
+        for r in q["rows"]:
+            path = r.get("path")
+            shown = os.path.relpath(path, str(REPO)) if path and not os.path.relpath(path, str(REPO)).startswith("../..") else path
+            parts.append("- `%s`: %s; %s%s" % (r["key"], "`%s`" % shown if shown else "no file",
+                                               r.get("status", ""), ("; " + r["note"]) if r.get("note") else ""))
+        parts += ["", "Only x2 is benchmarked: kdedge ships no x3/x4 student yet.", ""]
 
     parts += ["## Quality (x2, standard protocol)", "",
               "LR = MATLAB bicubic of the mod-cropped HR; SR rounded to uint8; PSNR/SSIM on MATLAB Y with 2 pixels "

@@ -91,9 +91,37 @@ def load_torch(row: Row):
     return load_model(row.path, scale=SCALE)
 
 
+def build_naive_int8(fp32_path: str, out: Path, scale: int = SCALE, color: str = "y") -> Path:
+    """The naive INT8 of kdedge's export: MinMax activation ranges over the shipped calibration images,
+    every quantizable node in INT8, symmetric (kdedge.export.calibrate + quantize, as export's
+    'int8_naive_minmax' accuracy row)."""
+    from kdedge.export import calibrate as cal
+    from kdedge.export import quantize as qz
+    from kdedge.export.onnx_export import save_model
+
+    inputs, _ = cal.load_calibration_inputs(cal.default_calib_dir(), scale, color)
+    stats = cal.collect_statistics(fp32_path, inputs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(qz.quantize_qdq(fp32_path, cal.ranges(stats, "minmax")), out)
+    return out
+
+
+def ensure_artifact(row: Row) -> None:
+    """Make a row's derived file if the suite builds it (idempotent: cached by the source's sha256)."""
+    if row.build == "naive-minmax" and row.path and not Path(row.path).is_file():
+        build_naive_int8(_bundle_fp32(row), Path(row.path))
+
+
+def _bundle_fp32(row: Row) -> str:
+    from kdedge.runtime.bundle import load_bundle
+
+    return str(load_bundle(row.bundle).model_path("fp32"))
+
+
 def onnx_path(row: Row) -> Optional[str]:
     """The ONNX file ORT times for this row (exported to the cache for torch rows); None for others."""
     if row.kind == "onnx":
+        ensure_artifact(row)
         return row.path
     if row.kind != "torch":
         return None
@@ -127,6 +155,7 @@ def upscaler(row: Row):
     if row.kind == "opencv":
         return OpenCvUpsample(row.path, name=row.key)
     if row.kind == "onnx":
+        ensure_artifact(row)
         return OnnxUpscaler(row.path, SCALE, onnx_color(row.path), name=row.key, threads=THREADS)
     if row.kind == "torch":
         import torch
