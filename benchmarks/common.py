@@ -105,10 +105,19 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
         Row("bicubic", "Bicubic (MATLAB; OpenCV INTER_CUBIC for speed)", "bicubic", "baseline", color="rgb",
             runtime="opencv-resize", published={"set5": 33.66, "set14": 30.24}),
     ]
+    try:
+        import cv2
+
+        contrib = hasattr(cv2, "dnn_superres")
+    except ImportError:
+        contrib = False
     for key, name in (("fsrcnn", "FSRCNN"), ("fsrcnn-small", "FSRCNN-small")):
         pb = WEIGHTS / ("%s_x2.pb" % name)
+        status = "ok" if pb.is_file() else "missing: %s" % pb
+        if not contrib:
+            status = "not run: this Python's OpenCV has no dnn_superres (use the benchmark env, benchmarks/requirements.txt)"
         rows.append(Row(key, "OpenCV dnn_superres %s x2" % name, "opencv", "baseline", path=str(pb),
-                        runtime="opencv-dnn", status="ok" if pb.is_file() else "missing: %s" % pb,
+                        runtime="opencv-dnn", status=status,
                         published={"set5": 37.00, "set14": 32.63} if key == "fsrcnn" else {},
                         note="published figure is the paper's network, not this .pb" if key == "fsrcnn" else ""))
     for key, arch, fname, label, pub in (
