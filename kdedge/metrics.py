@@ -51,3 +51,20 @@ def ssim(a: np.ndarray, b: np.ndarray, shave: int = 0, data_range: float = 255.0
     cov = filt(a * b) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean())
+
+
+def temporal_flicker(out: "list[np.ndarray]", ref: "list[np.ndarray]", shave: int = 0) -> np.ndarray:
+    """Per-step flicker of a video against a reference (usually the ground truth or the teacher):
+    flicker(t) = mean |(out_t - out_{t-1}) - (ref_t - ref_{t-1})| over Y in [0, 255], for t = 1..T-1.
+
+    0 means the output changes from frame to frame exactly as the reference does; temporal noise
+    that the reference does not have (shimmering edges, crawling texture) raises it.
+    """
+    if len(out) != len(ref):
+        raise ValueError("flicker needs as many output frames as reference frames (%d vs %d)" % (len(out), len(ref)))
+    values = []
+    for t in range(1, len(out)):
+        d_out = shave_border(out[t].astype(np.float64) - out[t - 1].astype(np.float64), shave)
+        d_ref = shave_border(ref[t].astype(np.float64) - ref[t - 1].astype(np.float64), shave)
+        values.append(float(np.mean(np.abs(d_out - d_ref))))
+    return np.array(values)
