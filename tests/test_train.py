@@ -105,3 +105,35 @@ def test_cli_train_and_eval_accepts_checkpoint(tmp_path):
     assert rc == 0
     ck = tmp_path / "r" / "best.safetensors"
     assert main(["eval", "--model", str(ck), "--data", str(data), "--scale", "2"]) == 0
+
+
+def test_yaml_config_then_flags(tmp_path):
+    import yaml
+
+    from kdedge.cli import main
+
+    data = make_images(tmp_path / "d", n=3)
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml.safe_dump({"data": [str(data)], "student": "anchor", "width": 4, "depth": 1, "patch": 8,
+                                    "batch": 2, "steps": 5, "eval_interval": 2, "progress": False, "plot": False,
+                                    "out": str(tmp_path / "r")}))
+    assert main(["train", "--config", str(conf), "--steps", "2"]) == 0
+    header = read_header(tmp_path / "r" / "last.safetensors")
+    assert header["step"] == 2 and header["config"]["width"] == 4 and header["config"]["eval_interval"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("widht: 4\n")
+    assert main(["train", "--config", str(bad)]) == 1
+
+
+def test_help_lists_every_config_field(capsys):
+    import dataclasses
+
+    from kdedge.cli import main
+    from kdedge.distill.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in text
+    assert "teacher-output" in text or "teacher" in text
