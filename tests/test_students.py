@@ -84,3 +84,11 @@ def test_bad_arguments():
         create_model("anchor", color="lab")
     with pytest.raises(KdedgeError, match="unknown architecture"):
         create_model("no_such_student")
+
+
+def test_default_repanchor_fuses_into_default_anchor():
+    rep = create_model("repanchor")
+    plain = create_model("anchor")
+    plain.load_state_dict(deploy_copy(rep).state_dict())
+    assert complexity(rep)["macs_per_lr_pixel"] == complexity(plain)["macs_per_lr_pixel"] <= 12500
+    assert create_model("repanchor", branches="ecb").body[2].branches == EdgeBlock.ECB_BRANCHES

@@ -27,7 +27,7 @@ class TrainConfig:
     student: str = "repanchor"  # registry name: anchor, repanchor, espcn
     width: Optional[int] = None  # None = the student's default width
     depth: Optional[int] = None  # None = the student's default depth
-    branches: str = ""  # repanchor only: comma-separated EdgeBlock branches ("" = all, ECBSR's set)
+    branches: str = ""  # repanchor only: "fast" (3x3+1x1+identity, its default), "ecb" (ECBSR's edge set, ~5x slower steps), or a comma list
     color: str = "y"  # "y" (MATLAB luma, chroma upscaled by bicubic) or "rgb"
     # ---- teacher and losses ---------------------------------------------------------------------
     teacher: str = ""  # "" = none (kdedge train); "embedded", a zoo name, a checkpoint or weights file, or an arch with teacher_weights

@@ -70,7 +70,10 @@ def student_args(cfg: TrainConfig) -> Dict[str, Any]:
     if cfg.branches:
         if cfg.student != "repanchor":
             raise KdedgeError("--branches applies to the repanchor student only")
-        args["branches"] = [b for b in cfg.branches.split(",") if b]
+        from kdedge.models.students import BRANCH_SETS
+
+        names = BRANCH_SETS.get(cfg.branches, [b for b in cfg.branches.split(",") if b])
+        args["branches"] = list(names)
     return args
 
 
