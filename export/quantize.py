@@ -10,9 +10,10 @@ the ranges `kdedge.export.calibrate` computed (not ORT's own calibrators, see th
 - `excluded` nodes stay in float: mixed precision, chosen by `sensitivity`.
 `u8s8=True` gives the asymmetric (UINT8 activations, INT8 weights) variant that ORT CPU runs fastest.
 
-`sensitivity` is the measurement behind the exclusions: quantize everything, measure PSNR against
-FP32 on validation images, then re-measure with each candidate node left in float, and keep greedily
-the exclusions that buy the most until the drop is under the target. The candidates are the nodes
+`sensitivity` is the measurement behind the exclusions: quantize everything, measure the PSNR drop
+on calibration images, then re-measure with each candidate node left in float, and select nodes
+forward (re-measuring each step) until the drop is under the target. An excluded node really runs in
+float: its inputs are re-pointed past ORT's Q/DQ (see `_float_inputs_for_excluded`). The candidates are the nodes
 where SR nets are known to be fragile: the first and last convolutions, the image-space residual add,
 the pixel-shuffle tail and the output clip (and, for a small graph, every node).
 """
@@ -69,11 +70,52 @@ def quantize_qdq(fp32_path, ranges: Dict[str, Tuple[float, float]], excluded: Se
     )
     quantizer.quantize_model()
     proto = quantizer.model.model
+    if excluded:
+        _float_inputs_for_excluded(proto, set(excluded))
     src = onnx.load(str(fp32_path), load_external_data=False)
     proto.ir_version = src.ir_version
     del proto.metadata_props[:]
     proto.metadata_props.extend(src.metadata_props)
     return proto
+
+
+def _float_inputs_for_excluded(proto, excluded: set) -> None:
+    """Make excluded nodes read float tensors, not the dequantized copies ORT hands them.
+
+    ORT quantizes a tensor when its producer or any consumer is quantized, and then feeds every
+    consumer the DequantizeLinear output, so an "excluded" Add on the image-space residual still adds
+    values rounded to 1/127 steps: the error the exclusion was meant to avoid (measured: it recovers
+    only half the drop). Here each excluded node's activation inputs are re-pointed to the tensor the
+    QuantizeLinear read, and Q/DQ pairs left without consumers are removed. Weights keep their Q/DQ
+    only when their node is quantized (ORT already leaves excluded nodes' weights in float).
+    """
+    nodes = list(proto.graph.node)
+    producer = {o: n for n in nodes for o in n.output}
+    weights = {i.name for i in proto.graph.initializer}
+    for node in nodes:
+        if node.name not in excluded:
+            continue
+        for i, name in enumerate(node.input):
+            dq = producer.get(name)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = producer.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear" or q.input[0] in weights:
+                continue
+            node.input[i] = q.input[0]
+    outputs = {o.name for o in proto.graph.output}
+    changed = True
+    while changed:  # drop Q/DQ nodes nobody reads any more (a DQ first, then its Q)
+        changed = False
+        used = {i for n in proto.graph.node for i in n.input} | outputs
+        for n in list(proto.graph.node):
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output):
+                proto.graph.node.remove(n)
+                changed = True
+    used = {i for n in proto.graph.node for i in n.input}
+    for init in list(proto.graph.initializer):
+        if init.name not in used and (init.name.endswith("_scale") or init.name.endswith("_zero_point")):
+            proto.graph.initializer.remove(init)
 
 
 def check_qdq_form(proto) -> Dict[str, int]:
@@ -160,27 +202,31 @@ def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Call
                 candidates: Optional[Sequence[str]] = None) -> Sensitivity:
     """Choose float nodes by measurement. `drop_of(qdq_proto) -> dB` measures PSNR(FP32) - PSNR(INT8).
 
-    One pass ranks each candidate by the drop it recovers alone; then candidates are added in that
-    order, each kept only if the measured cumulative drop falls by at least `min_gain`, until the
-    drop is at most `target_drop` or `max_excluded` nodes are in float.
+    First each candidate is left in float alone (its "gain" is reported: the layers that hurt most).
+    Then forward selection: at each step every remaining candidate is tried on top of the nodes kept
+    so far and the best is kept if it recovers at least `min_gain` dB; this stops when the drop is at
+    most `target_drop` or `max_excluded` nodes are in float. Re-measuring at each step matters:
+    the residual path only becomes float when the Add *and* the Concat feeding it are excluded, and
+    neither alone shows much.
     """
     import onnx
 
     proto = onnx.load(str(fp32_path))
     cands = list(candidates) if candidates is not None else candidate_nodes(proto)
     base = drop_of(quantize_qdq(fp32_path, ranges))
-    gains = {}
-    for name in cands:
-        gains[name] = base - drop_of(quantize_qdq(fp32_path, ranges, excluded=[name]))
+    gains = {name: base - drop_of(quantize_qdq(fp32_path, ranges, excluded=[name])) for name in cands}
     excluded: List[str] = []
     current = base
     steps: List[Dict[str, object]] = [{"excluded": [], "drop_db": round(base, 4)}]
-    for name, gain in sorted(gains.items(), key=lambda kv: -kv[1]):
-        if current <= target_drop or len(excluded) >= max_excluded or gain < min_gain:
+    while current > target_drop and len(excluded) < max_excluded:
+        trials = {name: drop_of(quantize_qdq(fp32_path, ranges, excluded=excluded + [name]))
+                  for name in cands if name not in excluded}
+        if not trials:
             break
-        trial = drop_of(quantize_qdq(fp32_path, ranges, excluded=excluded + [name]))
-        steps.append({"excluded": excluded + [name], "drop_db": round(trial, 4)})
-        if current - trial >= min_gain:
-            excluded.append(name)
-            current = trial
+        best = min(trials, key=lambda n: trials[n])
+        steps.append({"excluded": excluded + [best], "drop_db": round(trials[best], 4)})
+        if current - trials[best] < min_gain:
+            break
+        excluded.append(best)
+        current = trials[best]
     return Sensitivity(base, gains, excluded, current, steps)

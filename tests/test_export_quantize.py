@@ -57,6 +57,13 @@ def test_excluded_node_stays_float(fp32_and_stats):
     assert head.input[0] == "lr" and head.input[1] == "net.head.weight"
     tail = next(n for n in q.graph.node if n.name == "/net/tail/Conv")
     assert tail.input[1].endswith("DequantizeLinear_Output")
+    # An excluded Add reads float tensors, not ORT's dequantized copies (the residual stays exact).
+    q = quantize_qdq(path, ranges(stats, "minmax"), excluded=["/net/Add"])
+    add = next(n for n in q.graph.node if n.op_type == "Add")
+    assert add.input[0] == "/net/tail/Conv_output_0" and add.input[1] == "/net/Tile_output_0"
+    used = {i for n in q.graph.node for i in n.input}
+    dangling = [n.name for n in q.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.output[0] not in used]
+    assert not dangling
 
 
 def test_sensitivity_measures_and_picks(fp32_and_stats):
