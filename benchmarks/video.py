@@ -8,7 +8,7 @@ frame-to-frame change of the output with that of the ground truth,
     flicker(t) = mean | (SR_t - SR_{t-1}) - (GT_t - GT_{t-1}) |      (Y, 0..255, border shaved)
 
 which is 0 when the output moves exactly like the truth (a constant error cancels) and grows with
-temporally unstable detail. `motion_ratio(t) = mean|SR_t - SR_{t-1}| / mean|GT_t - GT_{t-1}|` says
+temporally unstable detail (`kdedge.metrics.temporal_flicker`, the metric the footage tools use). `motion_ratio(t) = mean|SR_t - SR_{t-1}| / mean|GT_t - GT_{t-1}|` says
 whether the output moves more (>1, flicker) or less (<1, smoothing) than the truth.
 
     python benchmarks/video.py [--quick]
@@ -27,21 +27,6 @@ from common import DATA, SCALE, Row, discover_rows, limit_threads, results_dir, 
 
 CLIP = DATA / "video" / "calendar"
 VIDEO_ROWS = ("bicubic", "fsrcnn", "kdedge-fp32", "kdedge-int8")
-
-
-def temporal_flicker(out: Sequence[np.ndarray], gt: Sequence[np.ndarray], shave: int = 0) -> np.ndarray:
-    """flicker(t) for t = 1..T-1 (see module docstring); frames are 2-D float arrays."""
-    if len(out) != len(gt):
-        raise ValueError("output has %d frames, ground truth %d" % (len(out), len(gt)))
-    res = []
-    for t in range(1, len(out)):
-        d_out = out[t].astype(np.float64) - out[t - 1]
-        d_gt = gt[t].astype(np.float64) - gt[t - 1]
-        diff = np.abs(d_out - d_gt)
-        if shave:
-            diff = diff[shave:-shave, shave:-shave]
-        res.append(diff.mean())
-    return np.asarray(res)
 
 
 def motion_ratio(out: Sequence[np.ndarray], gt: Sequence[np.ndarray], shave: int = 0) -> np.ndarray:
@@ -70,7 +55,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False) -> Dict:
     from kdedge.data.color import rgb_to_y
     from kdedge.data.imresize import bicubic_downscale, modcrop
     from kdedge.evaluate import super_resolve
-    from kdedge.metrics import psnr
+    from kdedge.metrics import psnr, temporal_flicker
 
     limit_threads()
     rows = rows if rows is not None else discover_rows()
