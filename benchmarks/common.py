@@ -188,13 +188,13 @@ def find_twin(bundle: Path):
 
     The reference is the default student checkpoint (kdedge/assets/student_x2.safetensors) or, failing
     that, the bundle manifest's source.student. A candidate must have no teacher in its header and the
-    same arch and model_args; among those, the same step count wins, then `best.safetensors`, then the
+    same arch and model_args; among those, the same step count wins, then `last.safetensors` (exactly that many steps, never selected), then the
     newest file."""
-    ref_arch, ref_args, ref_step = None, None, None
+    ref_arch, ref_args, ref_step, ref_teacher = None, None, None, None
     ref = REPO / "kdedge" / "assets" / "student_x2.safetensors"
     h = _header(ref) if ref.is_file() else None
     if h:
-        ref_arch, ref_args, ref_step = h.get("arch"), h.get("model_args"), h.get("step")
+        ref_arch, ref_args, ref_step, ref_teacher = h.get("arch"), h.get("model_args"), h.get("step"), h.get("teacher")
     else:
         try:
             src = json.loads((Path(bundle) / "manifest.json").read_text()).get("source", {}).get("student", {})
@@ -207,18 +207,22 @@ def find_twin(bundle: Path):
     for pat in (REPO / "runs" / "**" / "*.safetensors", RESULTS / "**" / "*.safetensors",
                 REPO / "kdedge" / "assets" / "*.safetensors"):
         for p in glob.glob(str(pat), recursive=True):
+            if Path(p).resolve() == ref.resolve():
+                continue
             hd = _header(p)
             if not hd or hd.get("teacher") or hd.get("arch") != ref_arch:
                 continue
             if ref_args and {k: v for k, v in (hd.get("model_args") or {}).items()} != ref_args:
                 continue
-            cands.append((hd.get("step") == ref_step, Path(p).name.startswith("best"), os.path.getmtime(p), p, hd))
+            cands.append((hd.get("step") == ref_step, Path(p).name.startswith("last"), os.path.getmtime(p), p, hd))
     if not cands:
         return None, ""
     same_step, _, _, path, hd = max(cands)
     note = "found by header: %s, no teacher, step %s" % (hd.get("arch"), hd.get("step"))
     if ref_step is not None and not same_step:
         note += " (default student: step %s; NOT the same budget)" % ref_step
+    if h and not ref_teacher:
+        note += "; the default student checkpoint itself records no teacher"
     return Path(path), note
 
 
