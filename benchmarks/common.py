@@ -98,6 +98,23 @@ def _bundle_precisions(bundle: Path) -> Dict[str, str]:
         return {}
 
 
+def _student_description(bundle: Path) -> str:
+    """' (repanchor w24 d2, teacher imdn)' from the bundle manifest's source, or ''."""
+    try:
+        src = json.loads((Path(bundle) / "manifest.json").read_text()).get("source", {})
+    except (OSError, ValueError):
+        return ""
+    st = src.get("student") or {}
+    if not st.get("arch"):
+        return ""
+    args = st.get("model_args") or {}
+    bits = [str(st.get("arch", "?"))] + ["%s%s" % (k[0], args[k]) for k in ("width", "depth") if k in args]
+    teacher = src.get("teacher")
+    if isinstance(teacher, dict):
+        teacher = teacher.get("arch") or teacher.get("name") or teacher.get("weights")
+    return " (%s%s)" % (" ".join(bits), ", teacher %s" % os.path.basename(str(teacher)) if teacher else ", no teacher")
+
+
 def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) -> List[Row]:
     """Every row of the suite, in table order, each marked ok or 'not yet produced'."""
     bundle = Path(bundle or os.environ.get("KDEDGE_BENCH_BUNDLE") or DEFAULT_BUNDLE)
@@ -129,10 +146,11 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
                         status="ok" if w.is_file() else "missing: %s" % w, published=pub))
 
     files = _bundle_precisions(bundle)
+    who = _student_description(bundle)
     for key, prec, label in (
-        ("kdedge-fp32", "fp32", "kdedge student FP32"),
-        ("kdedge-int8", "int8", "kdedge student INT8 (symmetric S8S8, TensorRT form)"),
-        ("kdedge-int8-u8s8", "int8_u8s8", "kdedge student INT8 (U8S8, ORT CPU form)"),
+        ("kdedge-fp32", "fp32", "kdedge student%s FP32" % who),
+        ("kdedge-int8", "int8", "kdedge student%s INT8 (symmetric S8S8, TensorRT form)" % who),
+        ("kdedge-int8-u8s8", "int8_u8s8", "kdedge student%s INT8 (U8S8, ORT CPU form)" % who),
     ):
         path = files.get(prec)
         status = "ok" if path and Path(path).is_file() else "%s (looked in %s)" % (NOT_PRODUCED, bundle)
