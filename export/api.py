@@ -243,18 +243,17 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
     if opts.int8:
         t0 = time.time()
         stats = cal.collect_statistics(fp32, calib_inputs)
-        ref_sens = calib_sens.outputs_y(session_runner(fp32))
-        ref_gt = calib_sens.psnr_vs_gt(ref_sens)
+        estimate = calib_sens.drop_estimator(session_runner(fp32))
 
         def drop_of(proto) -> float:
-            return ref_gt - calib_sens.psnr_vs_gt(calib_sens.outputs_y(session_runner(proto)))
+            return estimate(session_runner(proto))
 
         methods = list(cal.METHODS) if opts.calib_method == "auto" else [opts.calib_method]
         all_ranges = {m: cal.ranges(stats, m) for m in methods}
         for m in methods:
             method_drops[m] = round(drop_of(qz.quantize_qdq(fp32, all_ranges[m])), 4)
         chosen = min(methods, key=lambda m: method_drops[m])
-        log("calibration on %d images: all-INT8 drop by method (calibration set) %s -> %s (%.1f s)"
+        log("calibration on %d images: all-INT8 estimated drop by method (calibration set) %s -> %s (%.1f s)"
             % (len(calib_inputs), method_drops, chosen, time.time() - t0))
         ranges = all_ranges[chosen]
         excluded: List[str] = []
@@ -265,7 +264,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
             sens = qz.sensitivity(fp32, ranges, drop_of, target_drop=min(0.02, opts.max_drop / 4))
             excluded = sens.excluded
             sens_dict = sens.to_dict()
-            log("sensitivity: all-INT8 drop %.3f dB; kept in float: %s -> drop %.3f dB (%.1f s)"
+            log("sensitivity: all-INT8 estimated drop %.3f dB; kept in float: %s -> %.3f dB (%.1f s)"
                 % (sens.all_quantized_drop, excluded or "none", sens.final_drop, time.time() - t0))
         int8 = qz.quantize_qdq(fp32, ranges, excluded=excluded)
         form = qz.check_qdq_form(int8)
@@ -276,7 +275,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
             "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric",
             "calibration": chosen if chosen != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE,
             "calibration_images": len(calib_inputs), "calibration_folder": str(Path(opts.calib) if opts.calib else "calib_data/"),
-            "method_drop_db_on_calibration_set": method_drops,
+            "method_estimated_drop_db_on_calibration_set": method_drops,
             "excluded_nodes": excluded, "qdq_counts": form,
             "sensitivity": sens_dict,
         }}

@@ -224,7 +224,12 @@ def _entropy_amax(s: TensorStats, levels: int = _LEVELS + 1, max_candidates: int
     `levels` groups and spread back uniformly over each group's non-empty bins. Candidates i are
     strided so at most `max_candidates` are scored (numpy, no per-bin Python loop).
     """
-    h = s.abs_hist()
+    h = s.abs_hist().copy()
+    # ReLU outputs put half their mass in the zero bin; that spike dominates the divergence and drives
+    # the threshold far too low (measured: 5.8 dB lost on the default student). NVIDIA's
+    # pytorch-quantization entropy calibrator flattens it the same way (bins[0] = bins[1]).
+    if len(h) > 1:
+        h[0] = h[1]
     nz = np.nonzero(h)[0]
     if len(nz) == 0:
         return s.amax

@@ -183,6 +183,7 @@ class Sensitivity:
     excluded: List[str]
     final_drop: float
     steps: List[Dict[str, object]] = field(default_factory=list)
+    float_fraction: float = 0.0  # share of the network's conv weights (MACs) left in float
 
     def hurt_most(self, k: int = 5) -> List[Tuple[str, float]]:
         return sorted(self.per_node_gain.items(), key=lambda kv: -kv[1])[:k]
@@ -193,13 +194,31 @@ class Sensitivity:
             "per_node_gain_db": {k: round(v, 4) for k, v in sorted(self.per_node_gain.items(), key=lambda kv: -kv[1])},
             "excluded_nodes": list(self.excluded),
             "final_drop_db": round(self.final_drop, 4),
+            "float_compute_fraction": round(self.float_fraction, 4),
+            "objective": "estimated PSNR-Y drop on calibration images: mean of 10 log10(1 + MSE(int8, fp32) / MSE(fp32, GT))",
             "steps": self.steps,
         }
 
 
+def node_costs(proto) -> Dict[str, float]:
+    """Relative compute of each node: a conv's weight count (MACs per pixel of its input grid);
+    element-wise and data-movement nodes count 0. Students run every conv at LR resolution, so
+    this proxy is their MAC share; for other nets it is an approximation, recorded as such."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in proto.graph.initializer}
+    costs = {}
+    for n in proto.graph.node:
+        cost = 0.0
+        if n.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul") and len(n.input) > 1 and n.input[1] in inits:
+            cost = float(numpy_helper.to_array(inits[n.input[1]]).size)
+        costs[n.name] = cost
+    return costs
+
+
 def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Callable[[object], float],
                 target_drop: float = 0.05, max_excluded: int = 4, min_gain: float = 0.005,
-                candidates: Optional[Sequence[str]] = None) -> Sensitivity:
+                candidates: Optional[Sequence[str]] = None, max_float_fraction: float = 0.1) -> Sensitivity:
     """Choose float nodes by measurement. `drop_of(qdq_proto) -> dB` measures PSNR(FP32) - PSNR(INT8).
 
     First each candidate is left in float alone (its "gain" is reported: the layers that hurt most).
@@ -207,7 +226,9 @@ def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Call
     so far and the best is kept if it recovers at least `min_gain` dB; this stops when the drop is at
     most `target_drop` or `max_excluded` nodes are in float. Re-measuring at each step matters:
     the residual path only becomes float when the Add *and* the Concat feeding it are excluded, and
-    neither alone shows much.
+    neither alone shows much. Float nodes cost speed: the excluded set may hold at most
+    `max_float_fraction` of the network's compute (`node_costs`), so a wide body conv is never kept
+    in float to buy a few hundredths of a dB.
     """
     import onnx
 
@@ -215,12 +236,16 @@ def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Call
     cands = list(candidates) if candidates is not None else candidate_nodes(proto)
     base = drop_of(quantize_qdq(fp32_path, ranges))
     gains = {name: base - drop_of(quantize_qdq(fp32_path, ranges, excluded=[name])) for name in cands}
+    costs = node_costs(proto)
+    total = sum(costs.values()) or 1.0
     excluded: List[str] = []
     current = base
     steps: List[Dict[str, object]] = [{"excluded": [], "drop_db": round(base, 4)}]
     while current > target_drop and len(excluded) < max_excluded:
+        spent = sum(costs.get(n, 0.0) for n in excluded)
         trials = {name: drop_of(quantize_qdq(fp32_path, ranges, excluded=excluded + [name]))
-                  for name in cands if name not in excluded}
+                  for name in cands if name not in excluded
+                  and (spent + costs.get(name, 0.0)) / total <= max_float_fraction}
         if not trials:
             break
         best = min(trials, key=lambda n: trials[n])
@@ -229,4 +254,5 @@ def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Call
             break
         excluded.append(best)
         current = trials[best]
-    return Sensitivity(base, gains, excluded, current, steps)
+    fraction = sum(costs.get(n, 0.0) for n in excluded) / total
+    return Sensitivity(base, gains, excluded, current, steps, float_fraction=fraction)

@@ -26,14 +26,20 @@ class ValImage:
     gray: bool
 
 
-def output_y(out: np.ndarray, color: str, gray: bool) -> np.ndarray:
-    """Model output (1 x C x H x W, [0, 1]) -> Y plane in [0, 255] after uint8 rounding, as eval does."""
+def output_y(out: np.ndarray, color: str, gray: bool, rounded: bool = True) -> np.ndarray:
+    """Model output (1 x C x H x W, [0, 1]) -> Y plane in [0, 255] after uint8 rounding, as eval does.
+
+    `rounded=False` skips the uint8 rounding (the sensitivity pass compares raw outputs)."""
     from kdedge.data.color import rgb_to_y
 
+    def to255(a):
+        a = np.clip(a.astype(np.float64) * 255.0, 0, 255)
+        return np.round(a) if rounded else a
+
     if color == "y":
-        return np.clip(np.round(out[0, 0].astype(np.float64) * 255.0), 0, 255)
-    image = np.clip(np.round(out[0].transpose(1, 2, 0).astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
-    y = rgb_to_y(image)
+        return to255(out[0, 0])
+    image = to255(out[0].transpose(1, 2, 0))
+    y = rgb_to_y(image.astype(np.uint8) if rounded else image / 255.0)
     if gray:
         y = (y - 16.0) * (255.0 / 219.0)  # back to the grey scale the ground truth is on (gray-as-y)
     return y
@@ -68,6 +74,33 @@ class ValSet:
 
     def outputs_y(self, run: Callable[[np.ndarray], np.ndarray]) -> List[np.ndarray]:
         return [output_y(run(it.x), self.color, it.gray) for it in self.items]
+
+    def drop_estimator(self, reference: Callable[[np.ndarray], np.ndarray]) -> Callable[[Callable], float]:
+        """`estimate(run) -> dB`: the PSNR-vs-GT drop that `run`'s deviation from `reference` predicts.
+
+        Per image, drop_i = 10 log10(1 + MSE(run, reference) / MSE(reference, GT)), averaged. Why not
+        simply PSNR(reference) - PSNR(run): at the 0.01 dB level that difference is noise (a
+        quantization error can land on either side of the ground truth), so rankings flip; the
+        deviation is what quantization adds, and weighting it by each image's own error makes clean,
+        high-PSNR images (Set5-like) count as much as they hurt.
+        """
+        from kdedge.metrics import shave_border
+
+        s = self.scale
+        raw_ref = [shave_border(output_y(reference(it.x), self.color, it.gray, rounded=False), s) for it in self.items]
+        mse_gt = []
+        for it in self.items:
+            y = shave_border(output_y(reference(it.x), self.color, it.gray), s)
+            mse_gt.append(max(float(np.mean((y - shave_border(it.hr_y, s)) ** 2)), 1e-6))
+
+        def estimate(run: Callable[[np.ndarray], np.ndarray]) -> float:
+            drops = []
+            for it, ref, m in zip(self.items, raw_ref, mse_gt):
+                y = shave_border(output_y(run(it.x), self.color, it.gray, rounded=False), s)
+                drops.append(10.0 * np.log10(1.0 + float(np.mean((y - ref) ** 2)) / m))
+            return float(np.mean(drops))
+
+        return estimate
 
     def psnr_vs_gt(self, ys: Sequence[np.ndarray]) -> float:
         from kdedge.metrics import psnr
