@@ -245,11 +245,13 @@ def _load_timing_cache(config: Any, path: Path):
 
 def build_engine(bundle, precision: str = "int8", device: Optional[str] = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
                  force: bool = False, calibration_images: Optional[Iterable[np.ndarray]] = None,
-                 calibration_hw: Sequence[int] = (128, 128), log: Callable[[str], None] = print) -> Path:
+                 calibration_hw: Sequence[int] = (128, 128), log: Callable[[str], None] = print,
+                 engine_path: Optional[Path] = None) -> Path:
     """Build (or reuse) the TensorRT engine of `bundle` for `precision`; returns the engine path.
 
     `calibration_images` (TensorRT 8.x, int8 only) switches to implicit entropy calibration of the
-    FP32 model instead of the bundle's Q/DQ model. Raises KdedgeError when TensorRT is missing or
+    FP32 model instead of the bundle's Q/DQ model. `engine_path` overrides the file name (the runtime's
+    backend passes the one it looks up). Raises KdedgeError when TensorRT is missing or
     the build fails. NOT EXECUTED on the development machines (no GPU): see the module docstring.
     """
     try:
@@ -263,7 +265,9 @@ def build_engine(bundle, precision: str = "int8", device: Optional[str] = None, 
     major = trt_major(version)
     plan = plan_build(major, precision, bundle, implicit_calibration=calibration_images is not None)
     slug = device or device_slug()
-    engine_path = bundle.engine_path(precision if calibration_images is None else "int8-implicit", slug, short_version(version))
+    if engine_path is None:
+        engine_path = bundle.engine_path(precision if calibration_images is None else "int8-implicit", slug, short_version(version))
+    engine_path = Path(engine_path)
     if engine_path.is_file() and not force:
         return engine_path
     onnx_path = bundle.model_path(plan["file_precision"])

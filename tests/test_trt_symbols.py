@@ -23,8 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data" / "trt_symbols.json.gz"
 MAJORS = {"8.6": 8, "10.3": 10, "11.4": 11}
 TRT_OBJECTS = {"trt", "tensorrt", "logger", "builder", "network", "parser", "config", "profile", "calib_profile",
-               "serialized", "timing", "cache", "engine", "context", "runtime", "trt_runtime", "trt_logger"}
-PYTHON_LEVEL = {"__version__", "__init__", "__class__"}  # defined in tensorrt/__init__.py or by Python itself
+               "serialized", "timing", "cache", "engine", "context", "runtime", "trt_runtime", "trt_logger",
+               "_runtime", "_logger"}
+# Defined in tensorrt/__init__.py (pure Python, so absent from the .so) or by Python itself.
+PYTHON_LEVEL = {"__version__", "__init__", "__class__", "nptype"}
 # Functions used only with some versions (by the build plan), narrowing what they must support.
 FUNCTION_SCOPE = {"make_entropy_calibrator": {8}}
 NOT_TRT = {"cache": {"read", "write", "path"}}  # CalibrationCache instances share the name `cache`
@@ -33,6 +35,18 @@ NOT_TRT = {"cache": {"read", "write", "path"}}  # CalibrationCache instances sha
 def load_symbols() -> Tuple[List[str], Dict[str, str]]:
     data = json.loads(gzip.decompress(DATA.read_bytes()).decode("utf-8"))
     return data["versions"], data["names"]
+
+
+def mask_of(name: str, names: Dict[str, str]) -> str:
+    """Presence mask of `name`; also present where a longer string ends with it (the linker stores a
+    literal that is the tail of another only once: "INPUT" lives inside "CONDITIONAL_INPUT")."""
+    if name in names:
+        return names[name]
+    bits = [0] * len(next(iter(names.values())))
+    for full, mask in names.items():
+        if full.endswith(name):
+            bits = [b | (c == "1") for b, c in zip(bits, mask)]
+    return "".join("1" if b else "0" for b in bits) if any(bits) else None
 
 
 def _condition_versions(test: ast.expr, versions: Dict[str, int], names: Dict[str, str], order: List[str]):
@@ -49,7 +63,7 @@ def _condition_versions(test: ast.expr, versions: Dict[str, int], names: Dict[st
         return None if fn is None else {v for v, m in versions.items() if fn(m)}
     if (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "hasattr"
             and len(test.args) == 2 and isinstance(test.args[1], ast.Constant)):
-        mask = names.get(test.args[1].value, "0" * len(order))
+        mask = mask_of(test.args[1].value, names) or "0" * len(order)
         return {v for v, bit in zip(order, mask) if bit == "1"}
     return None
 
@@ -101,6 +115,10 @@ def collect_uses(path: Path, order: List[str], names: Dict[str, str]) -> List[Tu
             while isinstance(base, ast.Attribute):
                 chain.append(base.attr)
                 base = base.value
+            if isinstance(base, ast.Name) and base.id == "self" and len(chain) > 1 and chain[-1] in TRT_OBJECTS:
+                chain = chain[:-1]  # self.engine.get_tensor_name -> get_tensor_name
+                base = ast.Name(id=chain and "engine" or "self")
+                tracked = tracked | {"engine"}
             if isinstance(base, ast.Name) and (base.id in tracked or base.id in ("trt", "tensorrt")):
                 skip = NOT_TRT.get(base.id, set())
                 for attr in chain:
@@ -118,7 +136,9 @@ def collect_uses(path: Path, order: List[str], names: Dict[str, str]) -> List[Tu
 
 def _files() -> List[Path]:
     files = [REPO / "runtime" / "trt_build.py"]
-    files += sorted((REPO / "runtime" / "backends").glob("*tensorrt*.py")) if (REPO / "runtime" / "backends").is_dir() else []
+    backends = REPO / "runtime" / "backends"
+    if backends.is_dir():  # the runtime's TensorRT backend (written by the runtime helper)
+        files += sorted(set(backends.glob("*tensorrt*.py")) | set(backends.glob("trt.py")))
     return files
 
 
@@ -138,7 +158,7 @@ def test_every_trt_name_exists_in_the_versions_claimed(path):
     assert len(uses) >= 10, "the collector found almost nothing in %s: is it still TensorRT code?" % path.name
     missing = []
     for name, line, allowed in uses:
-        mask = names.get(name)
+        mask = mask_of(name, names)
         for v in allowed:
             if mask is None or mask[order.index(v)] != "1":
                 missing.append("%s:%d %s (TensorRT %s)" % (path.name, line, name, v))
@@ -165,4 +185,6 @@ def test_the_collector_catches_a_name_outside_its_version(tmp_path):
     assert ("int8_calibrator", frozenset({"8.6", "10.3"})) in found
     assert ("set_flag", frozenset({"11.4"})) in found
     assert any(n == "add_input_v99" for n, _, _ in uses)  # tracked through network = builder.create_network()
-    assert names.get("add_input_v99") is None
+    assert mask_of("add_input_v99", names) is None
+    assert mask_of("STRONGLY_TYPED", names) == "011"
+    assert mask_of("INPUT", names) == "111"  # tail-merged into CONDITIONAL_INPUT
