@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import queue
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 

@@ -70,7 +70,7 @@ def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "au
         if prec == "int8_u8s8":
             raise KdedgeError("TensorRT cannot run the asymmetric int8_u8s8 variant", fix="use --precision int8")
         bundle.model_path(prec)  # verify the ONNX file the engine is built from
-        be = TrtBackend(load_or_build_engine(bundle, prec, device), device=device)
+        be = TrtBackend(load_or_build_engine(bundle, prec), device=device)
     else:
         from kdedge.runtime.backends.ort import OrtBackend
 

@@ -12,14 +12,14 @@ thread then fails with "invalid device context". So no autoinit: `activate_impl`
 (which pushes it), sets everything up and pops it; every `infer`/`deactivate` pushes and pops it
 around its CUDA calls, so whichever single thread runs them at a time has the context current.
 
-Engines: `load_or_build_engine(bundle, precision)` loads the engine cached under
-`bundle/engines/model.<precision>.<device>.trt<version>.engine`, or builds it with
-`kdedge.runtime.trt_build.build_engine` (written by the export stage) on first use.
+Engines: `load_or_build_engine(bundle, precision)` asks `kdedge.runtime.trt_build.build_engine`
+(written by the export stage) for the engine cached under
+`bundle/engines/model.<precision>.<device>.trt<major.minor>.engine`, built on first use.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
@@ -51,34 +51,29 @@ def tensorrt_available() -> bool:
         return False
 
 
-def device_slug(device: int = 0) -> str:
-    """A file-name-safe device id for engine caches: GPU name and compute capability ("orin-sm87")."""
-    _, cuda = import_tensorrt()
-    cuda.init()
-    dev = cuda.Device(device)
-    major, minor = dev.compute_capability()
-    return "%s-sm%d%d" % (dev.name().replace("NVIDIA", "").strip(), major, minor)
+def load_or_build_engine(bundle, precision: str) -> Path:
+    """The engine file for (bundle, precision) on this device and TensorRT version.
 
-
-def load_or_build_engine(bundle, precision: str, device: int = 0) -> Path:
-    """The engine file for (bundle, precision, this device, this TensorRT): cached, or built now."""
+    The builder (`kdedge.runtime.trt_build.build_engine`, from the export stage) owns the cache
+    naming (`Bundle.engine_path` with its device slug and TensorRT major.minor) and returns the
+    cached engine when it exists, so it is always asked first. Without the builder, an engine
+    already cached for this precision and TensorRT version is used.
+    """
     trt, _ = import_tensorrt()
-    path = bundle.engine_path(precision, device_slug(device), trt.__version__)
-    if path.is_file():
-        return path
     try:
         from kdedge.runtime.trt_build import build_engine
     except ImportError as exc:
+        major_minor = ".".join(trt.__version__.split(".")[:2])
+        found = sorted(bundle.engines_dir.glob("model.%s.*.trt%s.engine" % (precision, major_minor)))
+        if len(found) == 1:
+            return found[0]
         raise KdedgeError(
-            "no cached TensorRT engine at %s and the engine builder (kdedge.runtime.trt_build) is not available: %s"
-            % (path, exc),
-            fix="build it with `kdedge export ... --trt` on this device, or use --backend ort-cuda",
+            "the TensorRT engine builder (kdedge.runtime.trt_build) cannot be imported (%s) and %s holds %s "
+            "engine for %s / TensorRT %s" % (exc, bundle.engines_dir, "no" if not found else "more than one",
+                                              precision, major_minor),
+            fix="build the engine on this device with `kdedge export ... --trt`, or use --backend ort-cuda",
         ) from exc
-    import inspect
-
-    # The builder owns its options; it is told where the runtime will look for the engine when it accepts it.
-    kwargs = {"engine_path": path} if "engine_path" in inspect.signature(build_engine).parameters else {}
-    built = Path(build_engine(bundle, precision, **kwargs))
+    built = Path(build_engine(bundle, precision))
     if not built.is_file():
         raise KdedgeError("the TensorRT builder returned %s, which does not exist" % built)
     return built
