@@ -62,6 +62,14 @@ def test_bundle_is_read_by_the_runtime(tmp_path):
     y = run(np.full((1, 1, 10, 12), 0.5, np.float32))
     assert y.shape == (1, 1, 20, 24) and run.scale == 2
     assert result["table"] == m["accuracy"]["rows"]
+    # The runtime's own ONNX Runtime backend runs every precision unchanged.
+    from kdedge.runtime.backends import create_backend
+
+    x = np.random.default_rng(0).random((1, 1, 24, 40), dtype=np.float32)
+    for prec in ("fp32", "int8", "fp16", "int8_u8s8"):
+        with create_backend(bundle, "ort-cpu", prec) as be:
+            sr = be.infer({"lr": x})["sr"]
+        np.testing.assert_allclose(sr, onnx_model(bundle.path, prec)(x), atol=1e-6)
 
 
 def test_gate_fails_and_leaves_nothing(tmp_path):
