@@ -62,7 +62,9 @@ def run(quick: bool = False) -> Dict:
         c = r.get("complexity") or {}
         if r.get("kind") == "bicubic" or not c.get("macs_per_lr_pixel"):
             continue
-        if r["key"] in ("kdedge-int8-u8s8",):  # same network as kdedge-int8
+        # one line per network: every kdedge precision and the twin share kdedge-int8's architecture
+        if r["key"] in ("kdedge-fp32", "kdedge-int8-u8s8", "kdedge-int8-naive", "kdedge-noteacher") and \
+                any(x["key"] == "kdedge-int8" and (x.get("complexity") or {}).get("macs_per_lr_pixel") for x in quality["rows"]):
             continue
         macs, io = c["macs_per_lr_pixel"], c.get("conv_io_elements_per_lr_pixel", 0.0)
         entry = {"key": r["key"], "label": r["label"], "macs_per_lr_pixel": macs, "bytes_per_lr_pixel_int8": io,

@@ -37,11 +37,12 @@ def conv_macs(out_shape, weight_shape, group: int = 1, transpose: bool = False, 
 
 
 def _trace_initializer(name: str, producers: Dict[str, object], inits: Dict[str, object]):
-    """The initializer behind `name`, looking through DequantizeLinear / Identity / Cast."""
+    """The initializer behind `name`, looking through Q/DQ pairs, Identity and Cast."""
     seen = 0
-    while name not in inits and name in producers and seen < 4:
+    while name not in inits and name in producers and seen < 6:
         node = producers[name]
-        if node.op_type not in ("DequantizeLinear", "Identity", "Cast", "Reshape", "Transpose"):
+        # TensorRT-form Q/DQ keeps float weights behind a QuantizeLinear -> DequantizeLinear pair
+        if node.op_type not in ("DequantizeLinear", "QuantizeLinear", "Identity", "Cast", "Reshape", "Transpose"):
             return None
         name = node.input[0]
         seen += 1

@@ -135,6 +135,9 @@ def onnx_path(row: Row) -> Optional[str]:
         torch.set_num_threads(THREADS)
         # onnxslim is not part of the benchmark environment; the ORT graph optimiser does its folding
         export_onnx(load_torch(row), out, metadata={"benchmark_row": row.key, "weights": row.path}, slim=False)
+        for old in CACHE.glob("%s-*.onnx" % row.key):  # exports of earlier versions of the same checkpoint
+            if old != out:
+                old.unlink()
     return str(out)
 
 
