@@ -65,6 +65,13 @@ def test_onnx_mac_count_matches_a_hand_count(tmp_path):
     cq = macs.onnx_complexity(q, side=16)
     assert cq["macs_per_lr_pixel"] == c["macs_per_lr_pixel"]
     assert cq["params"] == c["params"]
+    # kdedge's own TensorRT form keeps float weights behind Quantize -> Dequantize pairs: same count
+    from kdedge.export.onnx_export import save_model
+    from kdedge.export.quantize import quantize_qdq
+
+    trt = save_model(quantize_qdq(path, {"x": (-1.0, 1.0), "y": (-4.0, 4.0)}), tmp_path / "conv.trt.onnx")
+    ct = macs.onnx_complexity(trt, side=16)
+    assert (ct["macs_per_lr_pixel"], ct["params"]) == (c["macs_per_lr_pixel"], c["params"])
 
 
 def test_fsrcnn_formula_matches_opencv_readme_figure():
