@@ -118,6 +118,14 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
 
 def _finish(tmp: Path, out: Path) -> None:
     """Move the finished bundle into place; an existing one is replaced only after the new one is whole."""
+    # mkdtemp/mkstemp create owner-only files; a bundle is meant to be shared and installed, so give
+    # it the permissions a plain copy would get under the current umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    for root, dirs, files in os.walk(str(tmp)):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
     old = None
     if out.exists():
         old = out.parent / (".%s.old-%d" % (out.name, os.getpid()))
@@ -201,6 +209,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
     calib_inputs, calib_sens, val = None, None, None
     if opts.int8 or opts.val:
         calib_dir = Path(opts.calib) if opts.calib else cal.default_calib_dir()
+        calib_label = str(opts.calib) if opts.calib else "calib_data/"  # no machine paths in a shipped manifest
         paths = cal.list_images(calib_dir)
         images = cal.read_images(paths)
         names = [p.name for p in paths]
@@ -210,7 +219,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         else:
             calib_idx, held_idx = _split(names)
             val = ValSet([images[i] for i in held_idx], [paths[i].stem for i in held_idx], model.scale, model.color,
-                         label="%s (held out: every %dth image)" % (calib_dir, HOLDOUT_EVERY))
+                         label="%s (held out: every %dth image)" % (calib_label, HOLDOUT_EVERY))
         small = [names[i] for i in calib_idx if min(images[i].shape[:2]) < 8 * model.scale]
         if small:
             raise KdedgeError("calibration images smaller than %d px in %s: %s" % (8 * model.scale, calib_dir, ", ".join(small)),
@@ -224,7 +233,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
             )
         calib_images = [images[i] for i in calib_idx]
         calib_inputs = cal.lr_inputs(calib_images, model.scale, model.color)
-        calib_sens = ValSet(calib_images, [paths[i].stem for i in calib_idx], model.scale, model.color, str(calib_dir))
+        calib_sens = ValSet(calib_images, [paths[i].stem for i in calib_idx], model.scale, model.color, calib_label)
         if len(val) == 0:
             raise KdedgeError("no validation images", fix="pass --val DIR")
 
@@ -274,7 +283,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         precisions["int8"] = {"file": "model.int8.onnx", "quantization": {
             "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric",
             "calibration": chosen if chosen != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE,
-            "calibration_images": len(calib_inputs), "calibration_folder": str(Path(opts.calib) if opts.calib else "calib_data/"),
+            "calibration_images": len(calib_inputs), "calibration_folder": calib_label,
             "method_estimated_drop_db_on_calibration_set": method_drops,
             "excluded_nodes": excluded, "qdq_counts": form,
             "sensitivity": sens_dict,

@@ -41,6 +41,11 @@ def test_bundle_is_read_by_the_runtime(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp16.onnx", "model.int8.onnx",
                                                     "model.int8_u8s8.onnx", "model.onnx"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle.tmp")]  # temp sibling gone
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "model.int8.onnx").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     bundle = load_bundle(out)
     assert bundle.default_precision == "int8" and bundle.scale == 2 and bundle.color == "y"
     for prec in ("fp32", "int8", "fp16", "int8_u8s8"):
