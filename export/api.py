@@ -168,11 +168,11 @@ def export_bundle(model_or_path, opts: ExportOptions) -> Dict[str, Any]:
     if opts.engine:
         from kdedge.runtime.trt_build import build_engine
 
-        for prec in ("int8", "fp16"):
-            if prec in result["manifest"]["precisions"] or prec == "fp16":
-                t0 = time.time()
-                path = build_engine(out, prec)
-                log("engine %s: %s (%.1f s)" % (prec, path, time.time() - t0))
+        prec = result["manifest"]["default_precision"]  # the engine the camera will ask for first
+        t0 = time.time()
+        path = build_engine(out, prec, log=log)
+        result["engine"] = str(path)
+        log("engine %s: %s (%.1f s)" % (prec, path, time.time() - t0))
     return result
 
 

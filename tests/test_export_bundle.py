@@ -104,6 +104,11 @@ def test_conflicting_and_bad_options(tmp_path):
 
     with pytest.raises(KdedgeError, match="only applies to INT8"):
         export_bundle(tiny_anchor(), _opts(tmp_path / "b", int8=False, calib=tmp_path, calib_method="auto"))
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:  # the usual case off a Jetson: say so before any work is done
+        with pytest.raises(KdedgeError, match="--engine needs TensorRT"):
+            export_bundle(tiny_anchor(), _opts(tmp_path / "b", engine=True))
     (tmp_path / "exists").mkdir()
     with pytest.raises(KdedgeError, match="already exists"):
         export_bundle(tiny_anchor(), _opts(tmp_path / "exists"))
