@@ -137,3 +137,19 @@ def test_help_lists_every_config_field(capsys):
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in text
     assert "teacher-output" in text or "teacher" in text
+
+
+def test_ema_warms_up():
+    from kdedge.distill.trainer import EMA
+
+    m = create_model("anchor", width=4, depth=1)
+    init = m.tail.weight.detach().clone()
+    ema = EMA(m, decay=0.999)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+    ema.update(m, step=0)  # decay (1 + 0) / (10 + 0) = 0.1: the random init keeps only 10%
+    assert torch.allclose(ema.module.tail.weight, 0.1 * init)
+    for step in range(1, 200):
+        ema.update(m, step)
+    assert ema.module.tail.weight.abs().max() < 1e-3 * init.abs().max() + 1e-12

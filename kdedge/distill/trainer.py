@@ -212,8 +212,13 @@ def plot_curve(path: Path, rows: List[Dict[str, Any]], title: str) -> None:
 
 
 class EMA:
-    """Exponential moving average of the weights. Hand-written (5 lines) rather than swa_utils.AveragedModel
-    so that its state dict has exactly the model's keys and goes into the checkpoint as the model."""
+    """Exponential moving average of the weights. Hand-written (a few lines) rather than swa_utils.AveragedModel
+    so that its state dict has exactly the model's keys and goes into the checkpoint as the model.
+
+    The decay warms up as min(decay, (1 + step) / (10 + step)) (timm's ModelEmaV2 habit): with a flat
+    0.999 the random initial weights still weigh 0.999^2000 = 13% after 2000 steps (measured: 26.5 dB
+    validation instead of 36), which short CPU runs cannot afford.
+    """
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
@@ -222,10 +227,11 @@ class EMA:
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
         for e, m in zip(self.module.state_dict().values(), module.state_dict().values()):
             if e.dtype.is_floating_point:
-                e.lerp_(m, 1.0 - self.decay)
+                e.lerp_(m, 1.0 - decay)
             else:
                 e.copy_(m)
 
@@ -410,7 +416,7 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
         else:
             optimizer.step()
         if ema is not None:
-            ema.update(unwrap(module))
+            ema.update(unwrap(module), step)
         step += 1
         steps_since_log += 1
         if bar is not None:
