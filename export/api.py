@@ -112,7 +112,7 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
     try:
         return Path(tempfile.mkdtemp(prefix="." + out.name + ".tmp-", dir=str(parent)))
     except OSError as exc:
-        raise KdedgeError("cannot write into %s: %s" % (parent, exc.strerror or exc),
+        raise KdedgeError("cannot write into %s (not writable: %s)" % (parent, exc.strerror or exc),
                           fix="choose an --out in a folder you can write to") from exc
 
 

@@ -272,8 +272,13 @@ def _mse_amax(s: TensorStats, candidates: int = 200) -> float:
     return best
 
 
+MIN_SAMPLES = 4096  # fewer values than this (pooled attention vectors...) are no distribution to clip
+
+
 def symmetric_amax(s: TensorStats, method: str, percentile: float = DEFAULT_PERCENTILE) -> float:
-    if method == "minmax":
+    if method == "minmax" or (method in METHODS and s.count < MIN_SAMPLES):
+        # Too few samples for a histogram method: clipping them would clip real values (measured on
+        # IMDN's channel-attention vectors: entropy thresholds from 2k values cost 12 dB).
         return s.amax
     if method == "percentile":
         return _percentile_amax(s, percentile)
