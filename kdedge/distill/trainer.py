@@ -108,7 +108,7 @@ def prepare_run_folder(out: Path, resuming: bool) -> None:
         probe.unlink()
     except OSError as exc:
         raise KdedgeError("run folder %s is not writable: %s" % (out, exc), fix="choose another --out") from exc
-    for stale in out.glob(".*.safetensors.*.tmp"):  # left by a kill during a checkpoint write
+    for stale in out.glob(".*.tmp"):  # atomic-write temporaries left by a kill mid-write
         try:
             stale.unlink()
         except OSError:
