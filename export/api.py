@@ -63,6 +63,7 @@ class ExportOptions:
     overwrite: bool = False
     min_calib_images: int = 8
     weights: Optional[str] = None
+    report: Sequence[Union[str, Path]] = ()  # extra folders measured into the manifest (not gated)
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -326,6 +327,13 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
                     fix="calibrate on images like your footage (--calib DIR), try --calib-method, raise --max-drop, "
                         "or ship FP16 (--fp16 without --int8)",
                 )
+
+    for folder in opts.report:  # e.g. Set5 and Set14: numbers only, the images stay where they are
+        extra = ValSet.from_folder(folder, model.scale, model.color)
+        extra.label = Path(folder).name
+        rows = accuracy_table(models_for_table, extra)
+        log(format_table(rows, "accuracy on %s:" % extra.label))
+        table.extend(rows)
 
     c = model.in_channels
     shapes = {k: [1, c, h, w] for k, (h, w) in DEFAULT_SHAPES_LR.items()}

@@ -17,6 +17,7 @@ examples:
   kdedge export runs/distill/best.safetensors --int8 --out bundle/
   kdedge export best.safetensors --int8 --calib my_frames/ --val my_val/ --max-drop 0.1 --out bundle/
   kdedge export imdn --weights IMDN_x2.pth --fp16 --out imdn_x2/      # a teacher: FP32 + FP16 only
+  kdedge export best.safetensors --int8 --report ../shared/data/test/Set5 --report ../shared/data/test/Set14 --out b/
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", default=None, metavar="DIR", help="calibration images (default: the shipped calib_data/)")
     parser.add_argument("--val", default=None, metavar="DIR",
                         help="validation images for the accuracy gate (default: every 5th calibration image, held out)")
+    parser.add_argument("--report", action="append", default=[], metavar="DIR",
+                        help="also measure every precision on this folder and store the rows (repeatable; not gated)")
     parser.add_argument("--calib-method", default="auto", choices=["auto", "minmax", "percentile", "entropy", "mse"],
                         help="activation range method; auto measures all four and keeps the best (default)")
     parser.add_argument("--max-drop", type=float, default=None, metavar="DB",
@@ -64,7 +67,7 @@ def run(args) -> int:
         out=args.out, int8=int8, fp16=True if args.fp16 is None else args.fp16, u8s8=args.u8s8,
         engine=args.engine, calib=args.calib, val=args.val, calib_method=args.calib_method,
         max_drop=DEFAULT_MAX_DROP if args.max_drop is None else args.max_drop, mixed_precision=args.mixed,
-        name=args.name, overwrite=args.overwrite, weights=args.weights,
+        name=args.name, overwrite=args.overwrite, weights=args.weights, report=list(args.report or []),
     )
     result = export_bundle(args.model, opts)
     print("\nnext:")
