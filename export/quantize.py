@@ -56,17 +56,19 @@ def quantize_qdq(fp32_path, ranges: Dict[str, Tuple[float, float]], excluded: Se
         "QuantizeBias": False,  # TensorRT wants float bias; ORT CPU fuses either way
         "AddQDQPairToWeight": not u8s8,  # float weights + Q/DQ: the TensorRT form; ORT CPU prefers int8 initializers
     }
+    # Keywords, not positions: QDQQuantizer is ORT's internal class (quantize_static builds it the
+    # same way) and its positional order changed across releases; written against onnxruntime 1.31.
     quantizer = QDQQuantizer(
-        model,
-        True,  # per_channel
-        False,  # reduce_range: VNNI and TensorRT accumulate without 7-bit tricks
-        QuantType.QInt8,
-        QuantType.QUInt8 if u8s8 else QuantType.QInt8,
-        _tensors_data(ranges),
-        [],
-        list(excluded),
-        sorted(set(QLinearOpsRegistry) | set(QDQRegistry)),  # what quantize_static quantizes by default
-        extra,
+        model=model,
+        per_channel=True,
+        reduce_range=False,  # VNNI and TensorRT accumulate without 7-bit tricks
+        weight_qType=QuantType.QInt8,
+        activation_qType=QuantType.QUInt8 if u8s8 else QuantType.QInt8,
+        tensors_range=_tensors_data(ranges),
+        nodes_to_quantize=[],
+        nodes_to_exclude=list(excluded),
+        op_types_to_quantize=sorted(set(QLinearOpsRegistry) | set(QDQRegistry)),  # quantize_static's default
+        extra_options=extra,
     )
     quantizer.quantize_model()
     proto = quantizer.model.model
