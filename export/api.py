@@ -26,14 +26,20 @@ import numpy as np
 
 from kdedge.errors import KdedgeError
 
-# name -> file in the bundle, the flag that asks for it, what it is
-FORMATS = [
-    {"name": "fp32", "file": "model.onnx", "flag": None, "what": "FP32 ONNX, dynamic H/W (always written; the reference)"},
-    {"name": "int8", "file": "model.int8.onnx", "flag": "--int8", "what": "explicit Q/DQ, symmetric INT8 activations, per-channel weights (TensorRT form)"},
-    {"name": "fp16", "file": "model.fp16.onnx", "flag": "--fp16", "what": "FP16 weights/activations, float32 I/O"},
-    {"name": "int8_u8s8", "file": "model.int8_u8s8.onnx", "flag": "--u8s8", "what": "asymmetric U8S8 Q/DQ for ONNX Runtime CPU (needs --int8)"},
-    {"name": "engine", "file": "engines/model.<precision>.<device>.trt<version>.engine", "flag": "--engine", "what": "TensorRT engine for this device (needs tensorrt; never portable)"},
-]
+# One row per artifact: its bundle file, the ExportOptions field (= CLI flag) that asks for it, what
+# that needs, and what it is. Validation, file names and the formats table all read this.
+FORMATS = {
+    "fp32": {"file": "model.onnx", "option": None, "requires": None,
+             "what": "FP32 ONNX, dynamic H/W (always written; the reference)"},
+    "int8": {"file": "model.int8.onnx", "option": "int8", "requires": None,
+             "what": "explicit Q/DQ, symmetric INT8 activations, per-channel weights (TensorRT form)"},
+    "fp16": {"file": "model.fp16.onnx", "option": "fp16", "requires": None,
+             "what": "FP16 weights/activations, float32 I/O"},
+    "int8_u8s8": {"file": "model.int8_u8s8.onnx", "option": "u8s8", "requires": "int8",
+                  "what": "asymmetric U8S8 Q/DQ for ONNX Runtime CPU"},
+    "engine": {"file": "engines/model.<precision>.<device>.trt<version>.engine", "option": "engine", "requires": None,
+               "what": "TensorRT engine for this device (needs tensorrt; never portable)"},
+}
 HOLDOUT_EVERY = 5
 DEFAULT_MAX_DROP = 0.2
 DEFAULT_SHAPES_LR = {"min": (8, 8), "opt": (270, 480), "max": (1088, 1920)}
@@ -41,9 +47,11 @@ CALIB_METHODS = ("auto", "minmax", "percentile", "entropy", "mse")
 
 
 def formats_table() -> str:
-    lines = ["%-10s %-24s %-9s %s" % ("format", "file", "flag", "what")]
-    for f in FORMATS:
-        lines.append("%-10s %-24s %-9s %s" % (f["name"], f["file"] if len(f["file"]) <= 24 else "engines/*.engine", f["flag"] or "-", f["what"]))
+    lines = ["%-10s %-22s %-9s %s" % ("format", "file", "flag", "what")]
+    for name, f in FORMATS.items():
+        flag = "--" + f["option"] if f["option"] else "-"
+        file = f["file"] if len(f["file"]) <= 22 else "engines/*.engine"
+        lines.append("%-10s %-22s %-9s %s" % (name, file, flag, f["what"]))
     return "\n".join(lines)
 
 
@@ -69,9 +77,12 @@ class ExportOptions:
 
 def validate_options(opts: ExportOptions) -> None:
     """Conflicting or meaningless options are errors (never silently fixed)."""
+    for name, f in FORMATS.items():
+        if f["option"] and f["requires"] and getattr(opts, f["option"]) and not getattr(opts, FORMATS[f["requires"]]["option"]):
+            raise KdedgeError("--%s (%s) needs --%s" % (f["option"], name, FORMATS[f["requires"]]["option"]),
+                              fix="add --%s" % FORMATS[f["requires"]]["option"])
     if not opts.int8:
-        for flag, value, default in (("--calib", opts.calib, None), ("--calib-method", opts.calib_method, "auto"),
-                                     ("--u8s8", opts.u8s8, False)):
+        for flag, value, default in (("--calib", opts.calib, None), ("--calib-method", opts.calib_method, "auto")):
             if value != default:
                 raise KdedgeError("%s only applies to INT8 export" % flag, fix="add --int8, or drop %s" % flag)
     if opts.calib_method not in CALIB_METHODS:
@@ -203,8 +214,8 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
             "kdedge_source_sha256": checkpoint_sha or ""}
 
     t0 = time.time()
-    fp32 = export_onnx(model, tmp / "model.onnx", metadata=dict(meta, kdedge_precision="fp32"))
-    log("fp32   %s  (%.1f s, %d KB)" % (fp32.name, time.time() - t0, fp32.stat().st_size // 1024))
+    fp32 = export_onnx(model, tmp / FORMATS["fp32"]["file"], metadata=dict(meta, kdedge_precision="fp32"))
+    _logged(log, "fp32", fp32, t0)
 
     # Calibration / validation images (loaded before parity: the real-input parity uses them).
     calib_inputs, calib_sens, val = None, None, None
@@ -247,11 +258,11 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         raise KdedgeError("ONNX export of %s differs from torch by %.3g (> 1e-4)" % (model.arch, parity["max_abs"]),
                           fix="an op is exported wrongly; report it with the checkpoint")
 
-    precisions: Dict[str, Dict[str, Any]] = {"fp32": {"file": "model.onnx"}}
+    precisions: Dict[str, Dict[str, Any]] = {"fp32": {"file": FORMATS["fp32"]["file"]}}
     models_for_table: Dict[str, Any] = {"fp32": fp32}
     sens_dict, naive_rows, method_drops, chosen = None, None, {}, None
     if opts.int8:
-        t0 = time.time()
+        t0 = t_int8 = time.time()
         stats = cal.collect_statistics(fp32, calib_inputs)
         estimate = calib_sens.drop_estimator(session_runner(fp32))
 
@@ -280,8 +291,8 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         form = qz.check_qdq_form(int8)
         set_metadata(int8, dict(meta, kdedge_precision="int8", kdedge_calibration=chosen,
                                 kdedge_excluded_nodes=",".join(excluded)))
-        save_model(int8, tmp / "model.int8.onnx")
-        precisions["int8"] = {"file": "model.int8.onnx", "quantization": {
+        _logged(log, "int8", save_model(int8, tmp / FORMATS["int8"]["file"]), t_int8)
+        precisions["int8"] = {"file": FORMATS["int8"]["file"], "quantization": {
             "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric",
             "calibration": chosen if chosen != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE,
             "calibration_images": len(calib_inputs), "calibration_folder": calib_label,
@@ -295,19 +306,20 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         if opts.u8s8:
             u8 = qz.quantize_qdq(fp32, cal.ranges(stats, chosen, symmetric=False), excluded=excluded, u8s8=True)
             set_metadata(u8, dict(meta, kdedge_precision="int8_u8s8"))
-            save_model(u8, tmp / "model.int8_u8s8.onnx")
-            precisions["int8_u8s8"] = {"file": "model.int8_u8s8.onnx", "quantization": {
+            _logged(log, "int8_u8s8", save_model(u8, tmp / FORMATS["int8_u8s8"]["file"]), t_int8)
+            precisions["int8_u8s8"] = {"file": FORMATS["int8_u8s8"]["file"], "quantization": {
                 "activations": "uint8-asymmetric", "weights": "int8-per-channel-symmetric",
                 "calibration": chosen, "excluded_nodes": excluded}}
             models_for_table["int8_u8s8"] = u8
     if opts.fp16:
         import onnx
 
+        t0 = time.time()
         half = convert_fp16(onnx.load(str(fp32)))
         set_metadata(half, dict(meta, kdedge_precision="fp16"))
-        save_model(half, tmp / "model.fp16.onnx")
-        precisions["fp16"] = {"file": "model.fp16.onnx", "converter": half.doc_string}
-        models_for_table["fp16"] = tmp / "model.fp16.onnx"
+        _logged(log, "fp16", save_model(half, tmp / FORMATS["fp16"]["file"]), t0)
+        precisions["fp16"] = {"file": FORMATS["fp16"]["file"], "converter": half.doc_string}
+        models_for_table["fp16"] = tmp / FORMATS["fp16"]["file"]
 
     table = []
     if val is not None:
@@ -375,6 +387,11 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
     write_bundle_manifest(tmp, manifest)
     return {"manifest": manifest, "table": table, "parity": parity, "sensitivity": sens_dict,
             "method_drops": method_drops}
+
+
+def _logged(log, name: str, path: Path, t0: float) -> None:
+    """One line per artifact, as ultralytics' try_export does: format, file, time, size."""
+    log("%-9s %-22s %6.1f s %7.1f KB" % (name, Path(path).name, time.time() - t0, Path(path).stat().st_size / 1024.0))
 
 
 def _jsonable(obj):

@@ -104,6 +104,11 @@ def test_conflicting_and_bad_options(tmp_path):
 
     with pytest.raises(KdedgeError, match="only applies to INT8"):
         export_bundle(tiny_anchor(), _opts(tmp_path / "b", int8=False, calib=tmp_path, calib_method="auto"))
+    with pytest.raises(KdedgeError, match="--u8s8 .* needs --int8"):
+        export_bundle(tiny_anchor(), _opts(tmp_path / "b", int8=False, u8s8=True))
+    from kdedge.export.api import formats_table
+
+    assert "model.int8_u8s8.onnx" in formats_table() and "--engine" in formats_table()
     try:
         import tensorrt  # noqa: F401
     except ImportError:  # the usual case off a Jetson: say so before any work is done
