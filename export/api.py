@@ -219,35 +219,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
 
     # Calibration / validation images (loaded before parity: the real-input parity uses them).
     calib_inputs, calib_sens, val = None, None, None
-    if opts.int8 or opts.val:
-        calib_dir = Path(opts.calib) if opts.calib else cal.default_calib_dir()
-        calib_label = str(opts.calib) if opts.calib else "calib_data/"  # no machine paths in a shipped manifest
-        paths = cal.list_images(calib_dir)
-        images = cal.read_images(paths)
-        names = [p.name for p in paths]
-        if opts.val:
-            calib_idx, held_idx = list(range(len(paths))), []
-            val = ValSet.from_folder(opts.val, model.scale, model.color)
-        else:
-            calib_idx, held_idx = _split(names)
-            val = ValSet([images[i] for i in held_idx], [paths[i].stem for i in held_idx], model.scale, model.color,
-                         label="%s (held out: every %dth image)" % (calib_label, HOLDOUT_EVERY))
-        small = [names[i] for i in calib_idx if min(images[i].shape[:2]) < 8 * model.scale]
-        if small:
-            raise KdedgeError("calibration images smaller than %d px in %s: %s" % (8 * model.scale, calib_dir, ", ".join(small)),
-                              fix="remove them or use larger images")
-        if len(calib_idx) < opts.min_calib_images:
-            raise KdedgeError(
-                "calibration folder %s has %d usable image(s)%s; INT8 calibration needs at least %d"
-                % (calib_dir, len(calib_idx), "" if opts.val else " after holding out every %dth for validation" % HOLDOUT_EVERY,
-                   opts.min_calib_images),
-                fix="add more photos (a few dozen is good), pass --val DIR so none is held out, or omit --calib",
-            )
-        calib_images = [images[i] for i in calib_idx]
-        calib_inputs = cal.lr_inputs(calib_images, model.scale, model.color)
-        calib_sens = ValSet(calib_images, [paths[i].stem for i in calib_idx], model.scale, model.color, calib_label)
-        if len(val) == 0:
-            raise KdedgeError("no validation images", fix="pass --val DIR")
+    calib_inputs, calib_sens, val, calib_label = _images(opts, model)
 
     real = [it.x for it in (val.items[:2] if val else [])]
     parity = check_parity(model, fp32, real_inputs=real)
@@ -387,6 +359,52 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
     write_bundle_manifest(tmp, manifest)
     return {"manifest": manifest, "table": table, "parity": parity, "sensitivity": sens_dict,
             "method_drops": method_drops}
+
+
+def _images(opts: ExportOptions, model):
+    """(calibration inputs, calibration ValSet, validation ValSet, calibration label) for this export.
+
+    INT8: calibration from --calib (default calib_data/), validation from --val or the held-out fifth.
+    No INT8: no calibration; validation from --val, else all of calib_data/ (nothing was tuned on it).
+    """
+    from kdedge.export import calibrate as cal
+    from kdedge.export.report import ValSet
+
+    calib_dir = Path(opts.calib) if opts.calib else cal.default_calib_dir()
+    calib_label = str(opts.calib) if opts.calib else "calib_data/"  # no machine paths in a shipped manifest
+    if not opts.int8:
+        if opts.val:
+            return None, None, ValSet.from_folder(opts.val, model.scale, model.color), calib_label
+        val = ValSet.from_folder(calib_dir, model.scale, model.color)
+        val.label = calib_label
+        return None, None, val, calib_label
+    paths = cal.list_images(calib_dir)
+    images = cal.read_images(paths)
+    names = [p.name for p in paths]
+    if opts.val:
+        calib_idx = list(range(len(paths)))
+        val = ValSet.from_folder(opts.val, model.scale, model.color)
+    else:
+        calib_idx, held_idx = _split(names)
+        val = ValSet([images[i] for i in held_idx], [paths[i].stem for i in held_idx], model.scale, model.color,
+                     label="%s (held out: every %dth image)" % (calib_label, HOLDOUT_EVERY))
+    small = [names[i] for i in calib_idx if min(images[i].shape[:2]) < 8 * model.scale]
+    if small:
+        raise KdedgeError("calibration images smaller than %d px in %s: %s" % (8 * model.scale, calib_dir, ", ".join(small)),
+                          fix="remove them or use larger images")
+    if len(calib_idx) < opts.min_calib_images:
+        raise KdedgeError(
+            "calibration folder %s has %d usable image(s)%s; INT8 calibration needs at least %d"
+            % (calib_dir, len(calib_idx), "" if opts.val else " after holding out every %dth for validation" % HOLDOUT_EVERY,
+               opts.min_calib_images),
+            fix="add more photos (a few dozen is good), pass --val DIR so none is held out, or omit --calib",
+        )
+    calib_images = [images[i] for i in calib_idx]
+    calib_inputs = cal.lr_inputs(calib_images, model.scale, model.color)
+    calib_sens = ValSet(calib_images, [paths[i].stem for i in calib_idx], model.scale, model.color, calib_label)
+    if len(val) == 0:
+        raise KdedgeError("no validation images", fix="pass --val DIR")
+    return calib_inputs, calib_sens, val, calib_label
 
 
 def _logged(log, name: str, path: Path, t0: float) -> None:
