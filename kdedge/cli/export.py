@@ -9,7 +9,7 @@ printed and stored in manifest.json. When INT8 loses more than --max-drop dB the
 formats:
   fp32    model.onnx            always (dynamic H/W, opset 17, parity with torch checked)
   int8    model.int8.onnx       --int8: symmetric INT8 activations, per-channel INT8 weights (TensorRT form)
-  fp16    model.fp16.onnx       --fp16 (on by default with --int8; --no-fp16 to skip)
+  fp16    model.fp16.onnx       --fp16 (on by default; --no-fp16 to skip)
   u8s8    model.int8_u8s8.onnx  --u8s8: asymmetric variant, faster on ONNX Runtime CPU
   engine  engines/*.engine      --engine: TensorRT engine for this device (on a Jetson; never portable)
 
