@@ -35,6 +35,22 @@ def _subset(folder: Path, names: List[str], tmp: Path) -> Path:
     return sub
 
 
+def _manifest_recorded(row: Row) -> Dict[str, float]:
+    """What the bundle's manifest says this precision scores ({"Set5": psnr, ...}): a cross-check that
+    the export's accuracy gate and this suite measure the same thing."""
+    import json
+
+    if not row.bundle:
+        return {}
+    try:
+        rows = json.loads((Path(row.bundle) / "manifest.json").read_text())["accuracy"]["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    prec = "int8_naive_minmax" if row.build == "naive-minmax" else row.precision
+    return {r["dataset"]: r["psnr_vs_gt"] for r in rows
+            if r.get("precision") == prec and r.get("dataset") in SETS and r.get("psnr_vs_gt") is not None}
+
+
 def evaluate_row(row: Row, up, sets=SETS, quick: bool = False) -> Dict:
     from kdedge.evaluate import evaluate
 
@@ -81,6 +97,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, only: Optional[Li
                 net = evaluate_row(row, upscalers.OpenCvFsrcnn(row.path, name=row.key + "-net"), sets=("Set5",), quick=quick)
                 entry["set5_net_matlab_y"] = {"psnr": net["set5"]["psnr"], "ssim": net["set5"]["ssim"]}
             entry["complexity"] = complexity_of(row, upscalers.onnx_path(row))
+            entry["manifest_recorded"] = _manifest_recorded(row)
         except Exception as exc:  # one broken artifact must not sink the table: record why
             entry["status"] = "error: %s: %s" % (type(exc).__name__, exc)
         entry["seconds"] = round(time.perf_counter() - t0, 1)

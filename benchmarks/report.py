@@ -46,6 +46,9 @@ def quality_section(q: Dict) -> str:
         ok = "set5" in r
         pub = r.get("published") or {}
         extra = []
+        rec = r.get("manifest_recorded") or {}
+        if rec:
+            extra.append("bundle manifest records %s" % ", ".join("%s %.2f" % kv for kv in sorted(rec.items())))
         if "set5_net_matlab_y" in r:
             extra.append("net fed MATLAB Y: Set5 %.2f" % r["set5_net_matlab_y"]["psnr"])
         if not ok:

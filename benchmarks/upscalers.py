@@ -92,14 +92,18 @@ def load_torch(row: Row):
 
 
 def build_naive_int8(fp32_path: str, out: Path, scale: int = SCALE, color: str = "y") -> Path:
-    """The naive INT8 of kdedge's export: MinMax activation ranges over the shipped calibration images,
-    every quantizable node in INT8, symmetric (kdedge.export.calibrate + quantize, as export's
-    'int8_naive_minmax' accuracy row)."""
+    """The naive INT8 of kdedge's export: MinMax activation ranges over the shipped calibration images
+    (the same 4 in 5 that `kdedge export` calibrates on), every quantizable node in INT8, symmetric:
+    kdedge.export's calibrate + quantize steps, i.e. the model behind export's 'int8_naive_minmax' row."""
     from kdedge.export import calibrate as cal
     from kdedge.export import quantize as qz
+    from kdedge.export.api import _split  # export's own calibration/hold-out split, so the ranges match
     from kdedge.export.onnx_export import save_model
 
-    inputs, _ = cal.load_calibration_inputs(cal.default_calib_dir(), scale, color)
+    paths = cal.list_images(cal.default_calib_dir())
+    images = cal.read_images(paths)
+    calib_idx, _ = _split([p.name for p in paths])
+    inputs = cal.lr_inputs([images[i] for i in calib_idx], scale, color)
     stats = cal.collect_statistics(fp32_path, inputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_model(qz.quantize_qdq(fp32_path, cal.ranges(stats, "minmax")), out)
