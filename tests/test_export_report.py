@@ -29,3 +29,27 @@ def test_valset_matches_kdedge_eval(tmp_path):
     assert rows[0]["psnr_vs_gt"] == pytest.approx(ref["psnr_y"], abs=1e-3)
     assert rows[1]["psnr_vs_fp32"] == 100.0 and rows[1]["drop_db"] == 0
     assert "PSNR-Y vs GT" in format_table(rows)
+
+
+def test_drop_estimator_measures_added_deviation():
+    import numpy as np
+
+    from kdedge.export.report import ValSet
+
+    rng = np.random.default_rng(0)
+    hr = [(rng.random((32, 32, 3)) * 255).astype(np.uint8) for _ in range(2)]
+    val = ValSet(hr, ["a", "b"], 2, "y")
+
+    def nearest(x):
+        return np.repeat(np.repeat(x, 2, axis=2), 2, axis=3)
+
+    estimate = val.drop_estimator(nearest)
+    assert estimate(nearest) == 0.0
+    small = estimate(lambda x: nearest(x) + 0.002)
+    big = estimate(lambda x: nearest(x) + 0.01)
+    assert 0 < small < big
+    # the same deviation costs more on top of a smaller error: 10 log10(1 + d / e)
+    d = (0.01 * 255) ** 2
+    y0 = [val.outputs_y(nearest)[i][2:-2, 2:-2] for i in range(2)]
+    e = [np.mean((y - it.hr_y[2:-2, 2:-2]) ** 2) for y, it in zip(y0, val.items)]
+    assert big == pytest.approx(np.mean([10 * np.log10(1 + d / m) for m in e]), rel=1e-3)
