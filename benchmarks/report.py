@@ -219,6 +219,14 @@ def write(quick: bool = False, run_info: Optional[Dict] = None) -> Path:
               "that the IMDN/RLFN papers use. The published column is %s. Teachers are run in torch (their published "
               "weights, loaded strictly by kdedge's architecture code); OpenCV FSRCNN is `dnn_superres.upsample()`." % PUBLISHED_SOURCE,
               "", quality_section(q), ""]
+    teach = [r for r in q.get("rows", []) if r.get("group") == "teacher" and "set5" in r]
+    if teach:
+        parts += ["Teachers unrounded (published in brackets): %s. Set5 LR here is kdedge's Python MATLAB-imresize; "
+                  "its pixels differ from MATLAB's own files by at most 2 levels, which moves PSNR by about 0.001 dB."
+                  % "; ".join("%s Set5 %.3f (%s), Set14 gray-as-rgb %.3f (%s)" % (
+                      r["key"], r["set5"]["psnr"], _f((r.get("published") or {}).get("set5")),
+                      r.get("set14_gray_as_rgb", {}).get("psnr", float("nan")), _f((r.get("published") or {}).get("set14")))
+                      for r in teach), ""]
     parts += ["MACs per LR pixel: counted from the ONNX graph that runs (every Conv/Gemm/MatMul; output shapes "
               "observed by ORT on a 128x128 input; parameters traced through DequantizeLinear) for ONNX and torch "
               "rows (torch rows through kdedge's exporter); from the conv weights OpenCV loads for the FSRCNN .pb "
