@@ -48,8 +48,12 @@ def _frame(h: int, w: int) -> np.ndarray:
     return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
 
 
+_BACKENDS: Dict[str, object] = {}
+
+
 def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str, Callable[[], object]]:
-    """{"model": fn, "e2e": fn}: zero-argument callables processing one frame of LR size h x w."""
+    """{"model": fn, "e2e": fn}: zero-argument callables processing one frame of LR size h x w.
+    One ORT session per file serves every size and mode (one memory arena per model, as in the camera)."""
     import cv2
 
     frame = _frame(h, w)
@@ -72,7 +76,9 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
 
     from kdedge.runtime.pipeline import SRProcessor
 
-    backend = ort_session(onnx_file)
+    if onnx_file not in _BACKENDS:
+        _BACKENDS[onnx_file] = ort_session(onnx_file)
+    backend = _BACKENDS[onnx_file]
     inp, out = backend.session.get_inputs()[0], backend.session.get_outputs()[0]
     channels = inp.shape[1] if isinstance(inp.shape[1], int) else 1
     # SRProcessor only reads these fields of a bundle; a stand-in lets non-bundle rows (teachers, the
@@ -141,7 +147,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
     quality = read_json(results_dir(quick) / "quality.json", {}) or {}
     macs = {r["key"]: (r.get("complexity") or {}).get("macs_per_lr_pixel") for r in quality.get("rows", [])}
     entries: Dict[str, Dict] = {}
-    jobs = []  # (row key, size, mode, fn, frames per block)
+    jobs = []  # (row key, size, mode, measure() -> FPS of one round)
     load_before = load_avg()
     for row in rows:
         if only and row.key not in only:
@@ -189,6 +195,9 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
     out = {"quick": quick, "reps": reps, "block_seconds": block_s, "warmup": warmup, "threads": THREADS,
            "sizes": ["%dx%d" % s for s in sizes], "rows": list(entries.values()),
            "loadavg_before": load_before, "loadavg_after": load_avg(), "machine": machine()}
+    for b in _BACKENDS.values():
+        b.deactivate()
+    _BACKENDS.clear()
     if not only:
         write_json(results_dir(quick) / "speed.json", out)
     return out
