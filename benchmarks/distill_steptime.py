@@ -1,12 +1,13 @@
 """Step time of plain training vs output distillation from the teacher cache vs an online teacher.
 
 Issue 3's target: a cached-KD step costs at most 1.2x a plain step. The three kinds of step are
-timed interleaved (round after round, each kind in turn) so that the load other processes put on a
-shared CPU hits all three alike; the median per kind is reported. Every step is the trainer's own
+timed interleaved so that the load other processes put on a shared CPU hits them alike: plain and
+cached-KD steps alternate one by one (the median of the per-pair ratios is the headline figure),
+with a few online-teacher steps in every round; medians per kind are reported too. Every step is the trainer's own
 work: sample patches (+ cached labels), forward, loss terms, backward, AdamW step.
 
     nice -n 10 python benchmarks/distill_steptime.py            # IMDN x2 teacher, anchor student
-    python benchmarks/distill_steptime.py --images 8 --rounds 3 # quicker
+    python benchmarks/distill_steptime.py --images 8 --rounds 3 --threads 1  # quicker
 
 Writes benchmarks/results/distill_steptime.json and prints a markdown table.
 """
@@ -41,7 +42,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=6, help="steps per kind per round")
+    ap.add_argument("--steps", type=int, default=10, help="plain/cached step pairs per round")
+    ap.add_argument("--online-steps", type=int, default=2, help="online-teacher steps per round")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "distill_steptime.json"))
     args = ap.parse_args()
@@ -85,12 +87,22 @@ def main() -> None:
     times = {k: [] for k in kinds}
     for kind in kinds:  # warm-up
         step(kind)
+    paired = []
     for _ in range(args.rounds):
-        for kind in kinds:
-            for _ in range(args.steps):
+        # plain and cached KD alternate step by step (paired: each pair sees the same machine load),
+        # then a few online-teacher steps.
+        for _ in range(args.steps):
+            pair = []
+            for kind in ("plain", "cached_kd"):
                 t = time.perf_counter()
                 step(kind)
-                times[kind].append(time.perf_counter() - t)
+                pair.append(time.perf_counter() - t)
+                times[kind].append(pair[-1])
+            paired.append(pair[1] / pair[0])
+        for _ in range(args.online_steps):
+            t = time.perf_counter()
+            step("online_kd")
+            times["online_kd"].append(time.perf_counter() - t)
     med = {k: statistics.median(v) * 1000 for k, v in times.items()}
     result = {
         "what": "median ms per training step, interleaved rounds",
@@ -99,6 +111,7 @@ def main() -> None:
         "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
         "ms_per_step": {k: round(v, 1) for k, v in med.items()},
         "ratio_to_plain": {k: round(v / med["plain"], 3) for k, v in med.items()},
+        "cached_kd_over_plain_median_of_pairs": round(statistics.median(paired), 3),
         "cache_fill_s": round(fill_s, 1), "cache_fill_ms_per_mpixel_lr": round(1000 * fill_s / (lr_pixels / 1e6), 1),
         "cache_mb_float16": round(sum(s.teacher.nbytes for s in samples) / 1e6, 1),
         "load_average": list(__import__("os").getloadavg()),
@@ -108,6 +121,7 @@ def main() -> None:
     print("| step | ms | x plain |\n|---|---|---|")
     for k in kinds:
         print("| %s | %.1f | %.2f |" % (k, med[k], med[k] / med["plain"]))
+    print("cached KD / plain, median of %d step pairs: %.3f" % (len(paired), statistics.median(paired)))
     print("cache: %d images, %.1f s, %.1f MB float16" % (len(samples), fill_s, result["cache_mb_float16"]))
 
 
