@@ -50,6 +50,9 @@ def quantize_qdq(fp32_path, ranges: Dict[str, Tuple[float, float]], excluded: Se
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     model = load_model_with_shape_infer(Path(fp32_path))
+    # What each node read and who produced it, before the quantizer edits the graph in place.
+    original = ({n.name: list(n.input) for n in model.graph.node},
+                {o: n.name for n in model.graph.node for o in n.output})
     extra = {
         "ActivationSymmetric": not u8s8,
         "WeightSymmetric": True,
@@ -73,7 +76,7 @@ def quantize_qdq(fp32_path, ranges: Dict[str, Tuple[float, float]], excluded: Se
     quantizer.quantize_model()
     proto = quantizer.model.model
     if excluded:
-        _float_inputs_for_excluded(proto, set(excluded))
+        _float_inputs_for_excluded(proto, set(excluded), *original)
     src = onnx.load(str(fp32_path), load_external_data=False)
     proto.ir_version = src.ir_version
     del proto.metadata_props[:]
@@ -81,30 +84,34 @@ def quantize_qdq(fp32_path, ranges: Dict[str, Tuple[float, float]], excluded: Se
     return proto
 
 
-def _float_inputs_for_excluded(proto, excluded: set) -> None:
+def _float_inputs_for_excluded(proto, excluded: set, original_inputs: Dict[str, List[str]],
+                               original_producers: Dict[str, str]) -> None:
     """Make excluded nodes read float tensors, not the dequantized copies ORT hands them.
 
     ORT quantizes a tensor when its producer or any consumer is quantized, and then feeds every
     consumer the DequantizeLinear output, so an "excluded" Add on the image-space residual still adds
     values rounded to 1/127 steps: the error the exclusion was meant to avoid (measured: it recovers
-    only half the drop). Here each excluded node's activation inputs are re-pointed to the tensor the
-    QuantizeLinear read, and Q/DQ pairs left without consumers are removed. Weights keep their Q/DQ
-    only when their node is quantized (ORT already leaves excluded nodes' weights in float).
+    only half the drop). Here each excluded node's input goes back to the tensor it read in the FP32
+    graph, when the same node as in the FP32 graph (or the graph input) still produces it; Q/DQ
+    pairs left without consumers are removed. The check matters: with asymmetric activations ORT
+    deletes a ReLU after a conv (the uint8 clamp at the zero point does its work) and hands its
+    output name to the conv, so that tensor is then pre-ReLU (re-pointing to it cost 10 dB; measured).
     """
-    nodes = list(proto.graph.node)
-    producer = {o: n for n in nodes for o in n.output}
-    weights = {i.name for i in proto.graph.initializer}
-    for node in nodes:
-        if node.name not in excluded:
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    graph_inputs = {i.name for i in proto.graph.input}
+    for node in proto.graph.node:
+        if node.name not in excluded or node.name not in original_inputs:
             continue
+        before = original_inputs[node.name]
         for i, name in enumerate(node.input):
             dq = producer.get(name)
-            if dq is None or dq.op_type != "DequantizeLinear":
+            if dq is None or dq.op_type != "DequantizeLinear" or i >= len(before):
                 continue
-            q = producer.get(dq.input[0])
-            if q is None or q.op_type != "QuantizeLinear" or q.input[0] in weights:
-                continue
-            node.input[i] = q.input[0]
+            orig = before[i]
+            made_by = producer.get(orig)
+            float_source = orig in graph_inputs or (made_by is not None and made_by.name == original_producers.get(orig))
+            if float_source and orig != name:
+                node.input[i] = orig
     outputs = {o.name for o in proto.graph.output}
     changed = True
     while changed:  # drop Q/DQ nodes nobody reads any more (a DQ first, then its Q)

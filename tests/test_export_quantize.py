@@ -102,6 +102,13 @@ def test_u8s8_is_asymmetric(fp32_and_stats):
     zps = [inits[n.input[2]] for n in q.graph.node if n.op_type == "QuantizeLinear" and n.input[2] in inits]
     assert any(z.dtype == np.uint8 and np.any(z != 0) for z in zps)
     assert _run(q, inputs[0]).shape == (1, 1, 96, 128)
+    # ORT drops the ReLU before an asymmetric Q (the uint8 clamp does it) and gives its output name
+    # to the conv: an excluded conv after it must still see ReLU'd values (regression: 10 dB lost).
+    from kdedge.export.onnx_export import ort_session
+
+    ref = ort_session(path).run(None, {"lr": inputs[0]})[0]
+    q = quantize_qdq(path, ranges(stats, "minmax", symmetric=False), excluded=["/net/tail/Conv"], u8s8=True)
+    assert np.abs(_run(q, inputs[0]) - ref).max() < 0.02
 
 
 def test_fp16_runs_and_keeps_float_io(fp32_and_stats):
