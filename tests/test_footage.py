@@ -91,3 +91,41 @@ def test_temporal_flicker():
     noisy = [r + rng.normal(0, 5, r.shape) for r in ref]
     f = temporal_flicker(noisy, ref)
     assert f.shape == (3,) and np.all(f > 3)
+
+
+def test_distill_on_footage_labels_frames_and_validates_by_agreement(tmp_path):
+    """Footage frames join training as teacher-labelled samples; the held-out ones are validated by
+    agreement with the teacher, and the labels are cached on disk (a second run recomputes none)."""
+    import csv
+
+    pytest.importorskip("torch")
+    from test_distill import _teacher_file
+    from test_train_utils import tiny_config
+
+    from kdedge.distill.trainer import train
+
+    video = tmp_path / "cam.avi"
+    _write_video(video, [_scene(7, t) for t in range(20)])
+    teacher = _teacher_file(tmp_path / "t.safetensors")
+    cache = tmp_path / "cache"
+    cfg = tiny_config(tmp_path, teacher=teacher, kd_weight=1.0, footage=[str(video)], footage_stride=2,
+                      footage_holdout=0.2, unlabeled_ratio=0.5, teacher_cache="disk", cache_dir=str(cache))
+    result = train(cfg)
+    assert result["step"] == 6
+    rows = [r for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv")) if r["val_psnr"]]
+    assert rows and all(15.0 < float(r["footage_agree_psnr"]) < 99 for r in rows)
+    labels = sorted(cache.rglob("*.npy"))
+    # 3 training images + 10 sampled frames (8 for training, 2 held out)
+    assert len(labels) == 13
+    mtimes = [p.stat().st_mtime_ns for p in labels]
+    train(tiny_config(tmp_path / "again", teacher=teacher, kd_weight=1.0, footage=[str(video)], footage_stride=2,
+                      footage_holdout=0.2, unlabeled_ratio=0.5, teacher_cache="disk", cache_dir=str(cache)))
+    assert [p.stat().st_mtime_ns for p in sorted(cache.rglob("*.npy"))] == mtimes  # reused, not recomputed
+
+
+def test_footage_without_teacher_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    from test_train_utils import tiny_config
+
+    with pytest.raises(KdedgeError, match="need a teacher"):
+        tiny_config(tmp_path, footage=["test://"])

@@ -8,6 +8,7 @@ folder and into every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -40,6 +41,10 @@ class TrainConfig:
     teacher_cache: str = "memory"  # teacher outputs computed once: "memory", "disk" (reused across runs), or "off" (online)
     cache_dir: str = ""  # disk cache location; "" = ~/.cache/kdedge/teacher
     extra_lr: List[str] = field(default_factory=list)  # folders of images without ground truth, labelled by the teacher
+    footage: List[str] = field(default_factory=list)  # your camera's video: files, image folders, v4l2://, rtsp://, csi:// (no ground truth; the teacher labels sampled frames)
+    footage_stride: int = 5  # keep every n-th footage frame, plus scene changes, minus near-duplicates
+    footage_size: str = ""  # "WxH" the camera feeds at deployment; footage frames are downscaled to it; "" = as recorded
+    footage_holdout: float = 0.1  # last fraction of each footage source held out: student-teacher agreement is validated on it
     hr_as_lr: bool = False  # also let the teacher label the HR training images used as LR inputs (textures at another scale)
     unlabeled_ratio: float = 0.0  # fraction of every batch drawn from the teacher-labelled images without ground truth
     # ---- optimisation ---------------------------------------------------------------------------
@@ -129,11 +134,17 @@ def validate(cfg: TrainConfig) -> None:
         raise KdedgeError("unlabeled_ratio must be in [0, 1) (got %r)" % cfg.unlabeled_ratio)
     if not cfg.teacher and (cfg.kd_weight or cfg.feat_weight):
         raise KdedgeError("kd_weight/feat_weight are set but no teacher is given", fix="add --teacher, or set the weights to 0")
-    if (cfg.extra_lr or cfg.hr_as_lr) and not cfg.kd_weight:
-        raise KdedgeError("images without ground truth (extra_lr / hr_as_lr) need a teacher and kd_weight > 0",
+    if (cfg.extra_lr or cfg.hr_as_lr or cfg.footage) and not cfg.kd_weight:
+        raise KdedgeError("images without ground truth (footage / extra_lr / hr_as_lr) need a teacher and kd_weight > 0",
                           fix="add --teacher and --kd-weight")
-    if cfg.unlabeled_ratio and not (cfg.extra_lr or cfg.hr_as_lr):
-        raise KdedgeError("unlabeled_ratio > 0 but no images without ground truth", fix="add --extra-lr FOLDER or --hr-as-lr")
+    if cfg.unlabeled_ratio and not (cfg.extra_lr or cfg.hr_as_lr or cfg.footage):
+        raise KdedgeError("unlabeled_ratio > 0 but no images without ground truth", fix="add --footage URI, --extra-lr FOLDER or --hr-as-lr")
+    if cfg.footage_stride < 1:
+        raise KdedgeError("footage_stride must be >= 1 (got %r)" % cfg.footage_stride)
+    if not 0.0 <= cfg.footage_holdout < 1.0:
+        raise KdedgeError("footage_holdout must be in [0, 1) (got %r)" % cfg.footage_holdout)
+    if cfg.footage_size and not re.fullmatch(r"\d+x\d+", cfg.footage_size):
+        raise KdedgeError("footage_size must look like 640x360 (got %r)" % cfg.footage_size)
     if cfg.feat_weight and not cfg.feat_pairs:
         raise KdedgeError("feat_weight > 0 needs feat_pairs (student_layer=teacher_layer,...)")
     if cfg.gt_weight <= 0 and cfg.kd_weight <= 0:

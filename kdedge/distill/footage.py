@@ -134,16 +134,31 @@ def load_footage(uris: Sequence[str], opts: Optional[FootageOptions] = None, min
     return result
 
 
-def agreement_psnr(model, teacher_y: Sequence[np.ndarray], frames: Sequence[FootageFrame]) -> float:
+def footage_options(cfg) -> FootageOptions:
+    """FootageOptions from a TrainConfig's footage_* fields."""
+    size = None
+    if cfg.footage_size:
+        w, h = (int(v) for v in cfg.footage_size.lower().split("x"))
+        size = (w, h)
+    return FootageOptions(stride=cfg.footage_stride, size=size, holdout=cfg.footage_holdout)
+
+
+def agreement_psnr(model, samples: Sequence) -> float:
     """Validation without ground truth: Y-PSNR of the student against the teacher on held-out frames.
 
-    `teacher_y[i]` is the teacher's Y output of `frames[i]` in [0, 255] (uint8-rounded, as SR
-    outputs are judged). High agreement means the student learnt what the teacher knows about this
+    `samples` are `kdedge.distill.data.Sample`s whose `teacher` label the cache has filled (the
+    teacher's output in the student's colour space, [0, 1]); both sides are rounded to uint8 as SR
+    outputs are judged. High agreement means the student learnt what the teacher does on this
     camera; it says nothing about the truth, which is why a clip with ground truth is reported too.
     """
+    from kdedge.data.color import rgb_to_y
     from kdedge.evaluate import TorchUpscaler, super_resolve
     from kdedge.metrics import psnr
 
     up = TorchUpscaler(model, device=next(model.module.parameters()).device.type)
-    values = [psnr(super_resolve(up, f.pixels)["y"], t, shave=model.scale) for f, t in zip(frames, teacher_y)]
+    values = []
+    for sample in samples:
+        label = np.clip(np.round(sample.teacher.astype(np.float64) * 255.0), 0, 255)
+        teacher_y = label[0] if label.shape[0] == 1 else rgb_to_y(label.transpose(1, 2, 0).astype(np.uint8))
+        values.append(psnr(super_resolve(up, sample.lr_u8)["y"], teacher_y, shave=model.scale))
     return float(np.mean(values))

@@ -28,15 +28,16 @@ from kdedge.checkpoint import atomic_write_bytes, load_checkpoint_full, read_hea
 from kdedge.distill import ddp
 from kdedge.distill.cache import TeacherCache, check_teacher, teacher_forward
 from kdedge.distill.config import TrainConfig
-from kdedge.distill.data import (EMBEDDED_VAL, PatchSampler, embedded_images, folder_images, make_sample,
+from kdedge.distill.data import (EMBEDDED_VAL, Image, PatchSampler, embedded_images, folder_images, make_sample,
                                  make_val_pairs, validate_psnr)
+from kdedge.distill.footage import agreement_psnr, footage_options, load_footage
 from kdedge.distill.losses import FeatureDistiller, loss_terms, parse_pairs
 from kdedge.errors import KdedgeError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED_TEACHER = ASSETS / "teacher_x2.safetensors"
 EMBEDDED_STUDENT = ASSETS / "student_x2.safetensors"
-METRIC_FIELDS = ["step", "seconds", "lr", "loss", "gt", "kd", "feat", "val_psnr", "ms_per_step"]
+METRIC_FIELDS = ["step", "seconds", "lr", "loss", "gt", "kd", "feat", "val_psnr", "footage_agree_psnr", "ms_per_step"]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -281,6 +282,15 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
     unlabeled_images = folder_images(cfg.extra_lr, 1, cfg.patch) if cfg.extra_lr else []
     if cfg.hr_as_lr:
         unlabeled_images += train_images
+    footage_val: List = []  # held-out footage frames: validated by agreement with the teacher (no ground truth)
+    if cfg.footage:
+        footage = load_footage(cfg.footage, footage_options(cfg), min_size=cfg.patch)
+        unlabeled_images += [Image(f.name, f.pixels) for f in footage.train]
+        footage_val = [make_sample(Image(f.name, f.pixels), cfg.scale, cfg.color, with_hr=False) for f in footage.val]
+        if main:
+            print("footage: %d frames decoded, %d sampled for training, %d held out%s"
+                  % (footage.read, len(footage.train), len(footage.val),
+                     ("; failed: " + ", ".join(footage.failed_sources)) if footage.failed_sources else ""))
     unlabeled = [make_sample(im, cfg.scale, cfg.color, with_hr=False) for im in unlabeled_images]
     val_pairs = make_val_pairs(val_images, cfg.scale)
 
@@ -293,9 +303,9 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
         if cfg.teacher_cache == "disk" and dist.enabled:
             # Rank 0 labels, the others then read its files instead of repeating the work.
             if main:
-                cache.fill(labelled + unlabeled, progress=cfg.progress)
+                cache.fill(labelled + unlabeled + footage_val, progress=cfg.progress)
             ddp.barrier(dist)
-        cache.fill(labelled + unlabeled, progress=cfg.progress and main)
+        cache.fill(labelled + unlabeled + footage_val, progress=cfg.progress and main)
         if main and cfg.progress:
             print("teacher labels: %d images in %.1f s (%s cache, %d computed)"
                   % (len(labelled) + len(unlabeled), time.time() - t0, cfg.teacher_cache, cache.misses))
@@ -433,6 +443,11 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
             if do_eval:
                 last_val = validate()
                 row["val_psnr"] = "%.3f" % last_val
+                if footage_val:
+                    m = deploy_module()
+                    was_training = m.training
+                    row["footage_agree_psnr"] = "%.3f" % agreement_psnr(SRModel(m, cfg.student, cfg.scale, cfg.color), footage_val)
+                    m.train(was_training)
             rows.append(row)
             write_metrics(out / "metrics.csv", rows)
             if bar is not None:
