@@ -285,6 +285,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
                 "activations": "uint8-asymmetric", "weights": "int8-per-channel-symmetric",
                 "calibration": chosen, "excluded_nodes": excluded}}
             models_for_table["int8_u8s8"] = u8
+        work.cleanup()  # the split graph was only a source for the INT8 files
     if opts.fp16:
         import onnx
 
