@@ -226,7 +226,7 @@ def node_costs(proto) -> Dict[str, float]:
 
 
 def sensitivity(fp32_path, ranges: Dict[str, Tuple[float, float]], drop_of: Callable[[object], float],
-                target_drop: float = 0.05, max_excluded: int = 4, min_gain: float = 0.005,
+                target_drop: float = 0.05, max_excluded: int = 6, min_gain: float = 0.005,
                 candidates: Optional[Sequence[str]] = None, max_float_fraction: float = 0.1) -> Sensitivity:
     """Choose float nodes by measurement. `drop_of(qdq_proto) -> dB` measures PSNR(FP32) - PSNR(INT8).
 
