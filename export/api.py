@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -232,7 +232,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
 
     precisions: Dict[str, Dict[str, Any]] = {"fp32": {"file": FORMATS["fp32"]["file"]}}
     models_for_table: Dict[str, Any] = {"fp32": fp32}
-    sens_dict, naive_rows, method_drops, chosen = None, None, {}, None
+    sens_dict, method_drops, chosen = None, {}, None
     if opts.int8:
         t0 = t_int8 = time.time()
         estimate = calib_sens.drop_estimator(session_runner(fp32))
@@ -494,4 +494,4 @@ def onnx_model(path_or_bundle, precision: Optional[str] = None, threads: int = 0
     return run
 
 
-__all__ = ["ExportOptions", "FORMATS", "export_bundle", "formats_table", "next_commands", "onnx_model", "asdict"]
+__all__ = ["ExportOptions", "FORMATS", "export_bundle", "formats_table", "next_commands", "onnx_model"]
