@@ -129,7 +129,7 @@ def _float_inputs_for_excluded(proto, excluded: set, original_inputs: Dict[str, 
 
 def check_qdq_form(proto) -> Dict[str, int]:
     """Assert the TensorRT form: every Q/DQ INT8 with zero point 0; weights per-channel. Returns counts."""
-    from onnx import TensorProto, numpy_helper
+    from onnx import numpy_helper
 
     inits = {i.name: i for i in proto.graph.initializer}
     consts = {}
@@ -155,7 +155,6 @@ def check_qdq_form(proto) -> Dict[str, int]:
             counts["per_channel"] += 1
     if counts["QuantizeLinear"] == 0:
         raise KdedgeError("the INT8 model has no QuantizeLinear node: nothing was quantized")
-    _ = TensorProto  # keep the import next to numpy_helper for readers looking for dtype enums
     return counts
 
 
