@@ -39,8 +39,11 @@ def run_args(args, name: str, distil: bool):
     if distil:
         cmd += ["--teacher", args.teacher, "--gt-weight", str(args.gt_weight), "--kd-weight", str(args.kd_weight),
                 "--teacher-cache", "disk"]
-        if args.hr_as_lr:
-            cmd += ["--hr-as-lr", "--unlabeled-ratio", str(args.unlabeled_ratio)]
+        if args.hr_as_lr or args.extra_lr:
+            cmd += ["--unlabeled-ratio", str(args.unlabeled_ratio)]
+            cmd += ["--hr-as-lr"] if args.hr_as_lr else ["--no-hr-as-lr"]
+            if args.extra_lr:
+                cmd += ["--extra-lr"] + args.extra_lr
         else:
             cmd += ["--no-hr-as-lr", "--unlabeled-ratio", "0"]
     return cmd
@@ -72,7 +75,12 @@ def main() -> None:
     ap.add_argument("--gt-weight", type=float, default=0.5)
     ap.add_argument("--kd-weight", type=float, default=0.5)
     ap.add_argument("--hr-as-lr", action="store_true", help="also distil on HR images used as LR inputs (teacher labels only)")
+    ap.add_argument("--extra-lr", nargs="+", default=[],
+                    help="folders whose images the teacher labels as LR inputs (no ground truth), e.g. T91's HR images")
     ap.add_argument("--unlabeled-ratio", type=float, default=0.25)
+    ap.add_argument("--distilled-name", default="distilled", help="run (and row) name of the distilled run")
+    ap.add_argument("--only", choices=("both", "distilled", "twin"), default="both",
+                    help="train only one of the pair; the report still evaluates both run folders")
     ap.add_argument("--eval-interval", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -82,11 +90,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "distill_imdn"))
     args = ap.parse_args()
 
-    names = {"distilled": True, "twin": False}
+    names = {args.distilled_name: True, "twin": False}
     timings = {}
     if not args.report_only:
         procs = {}
         for name, distil in names.items():
+            if args.only != "both" and (args.only == "twin") == distil:
+                continue
             Path(args.runs).mkdir(parents=True, exist_ok=True)
             log = open(Path(args.runs) / ("%s.log" % name), "w")
             cmd = run_args(args, name, distil)
@@ -117,14 +127,15 @@ def main() -> None:
             "wall_seconds": round(timings.get(name, 0.0), 1),
             "macs_per_lr_pixel": complexity(model.module)["macs_per_lr_pixel"],
             "params_deployed": complexity(model.module)["params"],
-            "config": {k: cfg[k] for k in ("student", "width", "depth", "branches", "batch", "patch", "lr", "ema",
-                                           "gt_weight", "kd_weight", "hr_as_lr", "unlabeled_ratio", "steps", "seed")},
+            "config": {k: cfg.get(k) for k in ("student", "width", "depth", "branches", "batch", "patch", "lr", "ema",
+                                               "gt_weight", "kd_weight", "hr_as_lr", "extra_lr", "unlabeled_ratio",
+                                               "steps", "seed", "teacher")},
             "results": evaluate(str(ck)),
         }
         print(name, rows[name]["results"], flush=True)
     rows["teacher_imdn_x2"] = {"results": evaluate(args.teacher)}
     rows["bicubic"] = {"results": evaluate("bicubic")}
-    gain = {s: round(rows["distilled"]["results"][s]["psnr_y"] - rows["twin"]["results"][s]["psnr_y"], 3)
+    gain = {s: round(rows[args.distilled_name]["results"][s]["psnr_y"] - rows["twin"]["results"][s]["psnr_y"], 3)
             for s in ("Set5", "Set14")}
     result = {"protocol": "MATLAB-bicubic LR, uint8 SR, MATLAB Y, shave=2, grey bridge as Y; last checkpoints",
               "rows": rows, "distilled_minus_twin": gain,
