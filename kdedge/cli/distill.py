@@ -5,6 +5,12 @@ is distilled into the default x2 Y-channel student on scikit-image's bundled pho
 on a laptop CPU, no download. Every option is a field of kdedge.distill.config.TrainConfig; a YAML
 file given with --config sets any of them (keys = option names), flags override it.
 
+Defaults of this command (on top of TrainConfig's): --teacher embedded, --gt-weight 1,
+--kd-weight 1 (output distillation from the teacher-output cache: computed once per training image,
+so a step costs ~1.04x a plain one), --hr-as-lr with --unlabeled-ratio 0.25 (the teacher also labels
+the HR images used as LR inputs: data that has no ground truth), --steps 1500. Feature distillation
+(--feat-weight, --feat-pairs) runs the teacher online every step (about 20x a step for IMDN on a CPU).
+
 Outputs (run folder, --out): config.yaml, metrics.csv, curve.png, last.safetensors (resumable),
 best.safetensors (deployable). Continue a killed run with --resume --out RUN. Several GPUs or
 machines: torchrun --nproc_per_node=N -m kdedge distill ... (DDP; gloo on CPUs).
@@ -14,7 +20,8 @@ examples:
   kdedge distill --teacher imdn_x2 --data ../shared/data/train/T91 ../shared/data/train/BSD200 \\
                  --val ../shared/data/test/Set5 --student repanchor --steps 20000 --out runs/imdn
   kdedge distill --resume --out runs/imdn
-  kdedge distill --teacher rlfn_x2 --kd-weight 1 --feat-weight 0.1 --feat-pairs body.3=...
+  kdedge distill --teacher imdn_x2 --no-hr-as-lr --unlabeled-ratio 0 --feat-weight 0.1 \\
+                 --feat-pairs body.1=IMDB2,body.3=IMDB6 --teacher-cache off
   kdedge eval --model runs/imdn/best.safetensors --data ../shared/data/test/Set5
   kdedge export runs/imdn/best.safetensors --int8 --out bundle/
 """
