@@ -352,7 +352,10 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
         model = DistributedDataParallel(module, device_ids=[dist.local_rank] if device.type == "cuda" else None)
     use_amp = cfg.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.cuda.amp.GradScaler(enabled=use_amp and amp_dtype == torch.float16) if use_amp else None
+    scaler = None
+    if use_amp and amp_dtype == torch.float16:  # bfloat16 needs no loss scaling (not executed here: no GPU)
+        scaler = torch.amp.GradScaler("cuda") if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler") \
+            else torch.cuda.amp.GradScaler()
 
     def deploy_module():
         return ema.module if ema is not None else unwrap(module)
