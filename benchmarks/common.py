@@ -183,8 +183,8 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
     rows.append(Row("kdedge-noteacher", "same student trained without a teacher (FP32)", "torch", "kdedge",
                     path=twin, precision="fp32", note=note,
                     status="ok" if twin and Path(twin).is_file() else
-                    "%s (no teacher-less checkpoint of the default student's architecture in runs/, kdedge/assets/ "
-                    "or benchmarks/results/)" % NOT_PRODUCED))
+                    "%s (no teacher-less checkpoint with the default student's architecture and training budget in "
+                    "runs/, kdedge/assets/ or benchmarks/results/)" % NOT_PRODUCED))
     return rows
 
 
@@ -201,18 +201,26 @@ def _header(path) -> Optional[Dict[str, Any]]:
         return None
 
 
-def find_twin(bundle: Path):
-    """(path, note) of the checkpoint of the default student's architecture trained without a teacher.
+def _budget(h: Dict[str, Any]) -> Dict[str, Any]:
+    """What makes two runs the same training budget: steps done, scheduled steps, data, seed."""
+    c = h.get("config") or {}
+    return {"step": h.get("step"), "steps": c.get("steps"), "data": c.get("data"), "seed": c.get("seed")}
 
-    The reference is the default student checkpoint (kdedge/assets/student_x2.safetensors) or, failing
-    that, the bundle manifest's source.student. A candidate must have no teacher in its header and the
-    same arch and model_args; among those, the same step count wins, then `last.safetensors` (exactly that many steps, never selected), then the
-    newest file."""
-    ref_arch, ref_args, ref_step, ref_teacher = None, None, None, None
+
+def find_twin(bundle: Path):
+    """(path, note) of the default student's twin: same architecture and model_args, no teacher, and
+    the same budget (steps done = scheduled steps = the default student's, same data and seed).
+
+    The reference is the default student checkpoint (kdedge/assets/student_x2.safetensors; without it,
+    the bundle manifest's source.student, whose budget is unknown). Checkpoints under runs/,
+    benchmarks/results/ and kdedge/assets/ are read by header; `last.safetensors` is preferred (exactly
+    that many steps, never selected on validation). Without a strict match the row stays "not yet
+    produced" and the note names the nearest teacher-less checkpoint, which is never measured."""
+    ref_arch, ref_args, ref_budget, ref_teacher = None, None, None, None
     ref = REPO / "kdedge" / "assets" / "student_x2.safetensors"
     h = _header(ref) if ref.is_file() else None
     if h:
-        ref_arch, ref_args, ref_step, ref_teacher = h.get("arch"), h.get("model_args"), h.get("step"), h.get("teacher")
+        ref_arch, ref_args, ref_budget, ref_teacher = h.get("arch"), h.get("model_args"), _budget(h), h.get("teacher")
     else:
         try:
             src = json.loads((Path(bundle) / "manifest.json").read_text()).get("source", {}).get("student", {})
@@ -230,15 +238,23 @@ def find_twin(bundle: Path):
             hd = _header(p)
             if not hd or hd.get("teacher") or hd.get("arch") != ref_arch:
                 continue
-            if ref_args and {k: v for k, v in (hd.get("model_args") or {}).items()} != ref_args:
+            if ref_args and (hd.get("model_args") or {}) != ref_args:
                 continue
-            cands.append((hd.get("step") == ref_step, Path(p).name.startswith("last"), os.path.getmtime(p), p, hd))
+            b = _budget(hd)
+            strict = ref_budget is not None and b == ref_budget and b["step"] == b["steps"]
+            finished = b["step"] is not None and b["step"] == b["steps"]
+            gap = -abs((b["steps"] or 0) - ((ref_budget or {}).get("steps") or 0))  # nearest schedule first
+            cands.append((strict, finished, gap, Path(p).name.startswith("last"), os.path.getmtime(p), p, b))
     if not cands:
         return None, ""
-    same_step, _, _, path, hd = max(cands)
-    note = "found by header: %s, no teacher, step %s" % (hd.get("arch"), hd.get("step"))
-    if ref_step is not None and not same_step:
-        note += " (default student: step %s; NOT the same budget)" % ref_step
+    strict, _, _, _, _, path, b = max(cands)
+    if not strict and ref_budget is not None:
+        return None, ("nearest teacher-less %s checkpoint: %s (step %s of %s), not the default student's budget "
+                      "(step %s of %s); not measured" % (ref_arch, os.path.relpath(path, str(REPO)), b["step"], b["steps"],
+                                                         ref_budget["step"], ref_budget["steps"]))
+    note = "found by header: %s, no teacher, step %s of %s, same data and seed" % (ref_arch, b["step"], b["steps"])
+    if ref_budget is None:
+        note = "found by header: %s, no teacher, step %s (the default student's budget is unknown)" % (ref_arch, b["step"])
     if h and not ref_teacher:
         note += "; the default student checkpoint itself records no teacher"
     return Path(path), note
