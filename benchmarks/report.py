@@ -53,7 +53,7 @@ def quality_section(q: Dict) -> str:
             extra.append("net fed MATLAB Y: Set5 %.2f" % r["set5_net_matlab_y"]["psnr"])
         if not ok:
             extra.append(r.get("status", ""))
-        elif r.get("note"):
+        if r.get("note"):
             extra.append(r["note"])
         rows.append([
             r["label"],
