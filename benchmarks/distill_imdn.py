@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--parallel", action="store_true", help="run both trainings at once (2 cores)")
     ap.add_argument("--runs", default=str(HERE.parents[0] / "runs" / "distill_imdn"))
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--no-report", action="store_true", help="train only (the other run of the pair is not ready yet)")
     ap.add_argument("--out", default=str(HERE / "results" / "distill_imdn"))
     args = ap.parse_args()
 
@@ -113,6 +114,8 @@ def main() -> None:
                     sys.exit("%s run failed, see %s/%s.log" % (name, args.runs, name))
                 timings[name] = time.time() - t0
 
+    if args.no_report:
+        return
     from kdedge.checkpoint import load_checkpoint
     from kdedge.models.students import complexity
 
