@@ -111,7 +111,8 @@ def _student_description(bundle: Path) -> str:
     bits = [str(st.get("arch", "?"))] + ["%s%s" % (k[0], args[k]) for k in ("width", "depth") if k in args]
     teacher = src.get("teacher")
     if isinstance(teacher, dict):
-        teacher = teacher.get("arch") or teacher.get("name") or teacher.get("weights")
+        name = teacher.get("arch") or teacher.get("name") or teacher.get("weights")
+        teacher = "%s %s" % (teacher["spec"], name) if teacher.get("spec") and name else name
     return " (%s%s)" % (" ".join(bits), ", teacher %s" % os.path.basename(str(teacher)) if teacher else ", no teacher")
 
 
@@ -270,6 +271,7 @@ def write_json(path: Path, data: Any) -> Path:
             json.dump(data, f, indent=1, sort_keys=False, default=str)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by anyone
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -294,6 +296,7 @@ def save_figure(fig, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
