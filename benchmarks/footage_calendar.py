@@ -134,7 +134,12 @@ def main() -> None:
     rows = {}
     for name in names:
         ck = str(runs / name / "last.safetensors")
-        rows[name] = dict(video_metrics(ck, hr_dir), set5=set5(ck), checkpoint=ck)
+        from kdedge.checkpoint import load_checkpoint
+
+        cfg = load_checkpoint(ck).meta["config"]  # what the run really used (a run may come from elsewhere)
+        used = {k: cfg.get(k) for k in ("student", "steps", "batch", "patch", "seed", "kd_weight", "gt_weight",
+                                         "unlabeled_ratio", "footage_stride", "footage_holdout")}
+        rows[name] = dict(video_metrics(ck, hr_dir), set5=set5(ck), checkpoint=ck, config=used)
     rows["bicubic"] = dict(video_metrics("bicubic", hr_dir), set5=set5("bicubic"))
     rows["teacher (IMDN x2)"] = dict(video_metrics(args.teacher, hr_dir), set5=set5(args.teacher))
     gain = round(rows["footage"]["psnr_y"] - rows["twin"]["psnr_y"], 3)
