@@ -80,3 +80,17 @@ def test_not_a_bundle(tmp_path):
     b = load_bundle(make_bundle(tmp_path / "b"))
     with pytest.raises(KdedgeError, match="no 'int8' precision"):
         b.model_path("int8")
+
+
+def test_auto_precision_per_backend(tmp_path):
+    """ORT CPU runs FP32 by default (measured faster than the mixed Q/DQ graphs on CPUs); TensorRT
+    takes the symmetric INT8 the bundle defaults to."""
+    from kdedge.runtime.backends import resolve_precision
+    from kdedge.runtime.bundle import load_bundle
+
+    from pathlib import Path
+
+    bundle = load_bundle(Path(__file__).resolve().parents[1] / "kdedge" / "assets" / "default_x2")
+    assert resolve_precision(bundle, "ort-cpu", "auto") == "fp32"
+    assert resolve_precision(bundle, "tensorrt", None) == bundle.default_precision == "int8"
+    assert resolve_precision(bundle, "ort-cpu", "int8_u8s8") == "int8_u8s8"
