@@ -51,10 +51,10 @@ def resolve_precision(bundle, backend: str, precision: Optional[str]) -> str:
     if precision not in (None, "", "auto"):
         return bundle.resolve_precision(precision)
     if backend == "ort-cpu" and "fp32" in bundle.precisions:
-        # Measured (benchmarks/results/bench_default_270x480.json, RESULTS.md): on ONNX Runtime CPU the
-        # shipped student runs faster in FP32 (41 FPS at 270x480) than as mixed-precision Q/DQ INT8
-        # (24 FPS): at 11k MACs per pixel the Q/DQ transitions around its float layers cost more than
-        # the INT8 convolutions save. FP16 is emulated on CPUs. INT8 stays an explicit --precision.
+        # Measured (benchmarks/results/bench_default*.json, RESULTS.md): on ONNX Runtime CPU the shipped
+        # student runs faster in FP32 (43.7 FPS at 270x480, quiet machine) than as mixed-precision Q/DQ
+        # INT8 (26.1 FPS): at 11k MACs per pixel the Q/DQ transitions around its float layers cost more
+        # than the INT8 convolutions save. FP16 is emulated on CPUs. INT8 stays an explicit --precision.
         return "fp32"
     if backend == "tensorrt" and bundle.default_precision == "int8_u8s8" and "int8" in bundle.precisions:
         return "int8"  # TensorRT wants symmetric Q/DQ
