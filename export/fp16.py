@@ -50,24 +50,21 @@ def _native_fp16(fp32_proto):
                 if a.name == "to" and a.i == TensorProto.FLOAT:
                     a.i = TensorProto.FLOAT16
     del g.value_info[:]
+    def rename(tensor: str, half: str, side: str) -> None:
+        for node in g.node:
+            names = getattr(node, side)
+            for i, name in enumerate(names):
+                if name == tensor:
+                    names[i] = half
+
     casts_in, casts_out = [], []
-    for inp in g.input:
-        if inp.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
+    for inp in (v for v in g.input if v.type.tensor_type.elem_type == TensorProto.FLOAT):
         half = inp.name + "_fp16"
-        for node in g.node:
-            for i, name in enumerate(node.input):
-                if name == inp.name:
-                    node.input[i] = half
+        rename(inp.name, half, "input")
         casts_in.append(helper.make_node("Cast", [inp.name], [half], to=TensorProto.FLOAT16, name=half + "_cast"))
-    for out in g.output:
-        if out.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
+    for out in (v for v in g.output if v.type.tensor_type.elem_type == TensorProto.FLOAT):
         half = out.name + "_fp16"
-        for node in g.node:
-            for i, name in enumerate(node.output):
-                if name == out.name:
-                    node.output[i] = half
+        rename(out.name, half, "output")
         casts_out.append(helper.make_node("Cast", [half], [out.name], to=TensorProto.FLOAT, name=half + "_cast"))
     nodes = casts_in + list(g.node) + casts_out
     del g.node[:]
