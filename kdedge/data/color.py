@@ -3,7 +3,7 @@
 Y = 16 + (65.481 R + 128.553 G + 24.966 B) for R, G, B in [0, 1]; Y in [16, 235]. Results are
 float64 and unrounded (as BasicSR and the IMDN evaluation compute them). Y-channel students see
 Y / 255 as input. The runtime has its own float32 copy of these few lines (it may not import this
-package); tests/test_color.py checks that both agree.
+package); tests/test_runtime_colour.py checks it against the same formula.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ _RGB_TO_YCBCR = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]], dtype=np.float64
 )
 _OFFSET = np.array([16.0, 128.0, 128.0])
+Y_WEIGHTS = tuple(float(v) for v in _RGB_TO_YCBCR[0])  # (65.481, 128.553, 24.966): Y = 16 + weights . RGB[0,1]
 
 
 def _as_unit(rgb: np.ndarray) -> np.ndarray:

@@ -50,9 +50,12 @@ def image_key(lr_u8: np.ndarray) -> str:
 
 
 def rgb_to_y_torch(x):
-    """MATLAB Y / 255 of an N x 3 x H x W RGB tensor in [0, 1] (same formula as kdedge.data.color)."""
+    """MATLAB Y / 255 of an N x 3 x H x W RGB tensor in [0, 1] (the weights of kdedge.data.color)."""
+    from kdedge.data.color import Y_WEIGHTS
+
+    wr, wg, wb = Y_WEIGHTS
     r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    return (16.0 + wr * r + wg * g + wb * b) / 255.0
 
 
 def teacher_forward(teacher, rgb01, student_color: str):

@@ -376,10 +376,11 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
                         extra={"val_psnr_y": val_psnr, "val_images": [p.name for p in val_pairs],
                                "world_size": dist.world_size})
 
-    def validate() -> float:
+    def measure(metric, samples) -> float:
+        """metric(SRModel of the deployed weights, samples), leaving the module's train/eval mode as it was."""
         m = deploy_module()
         was_training = m.training
-        value = validate_psnr(SRModel(m, cfg.student, cfg.scale, cfg.color), val_pairs)
+        value = metric(SRModel(m, cfg.student, cfg.scale, cfg.color), samples)
         m.train(was_training)
         return value
 
@@ -444,13 +445,10 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
             row.update({k if k != "total" else "loss": "%.6f" % v.item() for k, v in terms.items()})
             t_log, steps_since_log = now, 0
             if do_eval:
-                last_val = validate()
+                last_val = measure(validate_psnr, val_pairs)
                 row["val_psnr"] = "%.3f" % last_val
                 if footage_val:
-                    m = deploy_module()
-                    was_training = m.training
-                    row["footage_agree_psnr"] = "%.3f" % agreement_psnr(SRModel(m, cfg.student, cfg.scale, cfg.color), footage_val)
-                    m.train(was_training)
+                    row["footage_agree_psnr"] = "%.3f" % measure(agreement_psnr, footage_val)
             rows.append(row)
             write_metrics(out / "metrics.csv", rows)
             if bar is not None:
