@@ -54,11 +54,13 @@ def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], run
 
 
 def bench_e2e(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
-              threads: Optional[int]) -> Dict[str, Any]:
+              threads: Optional[int], workers: int = 1) -> Dict[str, Any]:
+    from kdedge.runtime.pipeline import create_backends
+
     h, w = size
-    be = create_backend(bundle, backend, precision, threads=threads)
+    bes = create_backends(bundle, backend, precision, threads, workers)
     uri = "test://?size=%dx%d&fps=0&frames=%d" % (w, h, warmup + runs)
-    p = Pipeline(bundle, be, uri, "null://", quiet=True)
+    p = Pipeline(bundle, bes[0], uri, "null://", quiet=True, extra_backends=bes[1:])
     s = p.run()
     t = list(p.stats.write_times)[warmup:]
     fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0
@@ -94,8 +96,9 @@ def _runnable(bundle, backend: str) -> List[str]:
 def bench(bundle_path, backends: Optional[Sequence[str]] = None, precisions: Optional[Sequence[str]] = None,
           sizes: Sequence[Tuple[int, int]] = DEFAULT_SIZES, runs: int = 30, warmup: int = 5, rounds: int = 1,
           threads: Optional[int] = None, e2e: bool = True,
-          log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
-    """Benchmark a bundle; returns {"bundle", "machine", "rows": [...], "bicubic": [...]}."""
+          log: Optional[Callable[[str], None]] = None, workers: int = 1) -> Dict[str, Any]:
+    """Benchmark a bundle; returns {"bundle", "machine", "rows": [...], "bicubic": [...]}. `workers`
+    SR threads run the end-to-end pipeline on the ONNX Runtime CPU backend (1 elsewhere)."""
     import cv2
     import onnxruntime
 
@@ -111,7 +114,8 @@ def bench(bundle_path, backends: Optional[Sequence[str]] = None, precisions: Opt
                     models.append(m["ms"])
                     label = m["label"]
                     if e2e:
-                        e = bench_e2e(bundle, backend, prec, size, runs, warmup, threads)
+                        e = bench_e2e(bundle, backend, prec, size, runs, warmup, threads,
+                                      workers if backend == "ort-cpu" else 1)
                         e2es.append(e["fps"])
                         lat = e["latency_ms"]
                 model_ms = float(np.median([m["median"] for m in models]))
@@ -122,6 +126,7 @@ def bench(bundle_path, backends: Optional[Sequence[str]] = None, precisions: Opt
                     "e2e_fps": float(np.median(e2es)) if e2es else None,
                     "e2e_fps_rounds": e2es,
                     "e2e_latency_ms": lat,
+                    "e2e_workers": workers if backend == "ort-cpu" else 1,
                 }
                 # Each round pairs a model-only and an end-to-end run taken back to back, so the ratio
                 # of a pair is less exposed to load drift on a shared machine than a ratio of medians.
@@ -134,7 +139,7 @@ def bench(bundle_path, backends: Optional[Sequence[str]] = None, precisions: Opt
     bic = [{"size_hw": list(s), "ms": bench_bicubic(s, bundle.scale, runs)} for s in sizes]
     return {
         "bundle": str(bundle.path), "name": bundle.name, "scale": bundle.scale, "color": bundle.color,
-        "runs": runs, "warmup": warmup, "rounds": rounds, "threads": threads,
+        "runs": runs, "warmup": warmup, "rounds": rounds, "threads": threads, "workers": workers,
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__},
         "rows": rows, "bicubic": bic,

@@ -192,14 +192,33 @@ class Bundle:
         return self.engines_dir / ("model.%s.%s.trt%s.engine" % (precision, safe, trt_version))
 
 
+def shipped_bundles() -> Dict[str, Path]:
+    """Bundles installed with the package (kdedge/assets/<folder>/), by folder name ("default_x2") and,
+    for x2 bundles, by short name ("default", "fast")."""
+    import kdedge
+
+    assets = Path(kdedge.__file__).resolve().parent / "assets"
+    found = {}
+    for folder in sorted(assets.iterdir()) if assets.is_dir() else ():
+        if folder.is_dir() and (folder / MANIFEST).is_file():
+            found[folder.name] = folder
+            if folder.name.endswith("_x2"):
+                found.setdefault(folder.name[:-3], folder)
+    return found
+
+
 def load_bundle(path) -> Bundle:
-    """Read and validate `path/manifest.json` (a folder, or the manifest file itself)."""
-    path = Path(path)
+    """Read and validate `path/manifest.json` (a folder, or the manifest file itself). A bare name
+    that is not a folder here ("default", "fast") means a bundle shipped with the package."""
+    shipped = shipped_bundles() if not Path(path).exists() and "/" not in str(path) else {}
+    path = shipped.get(str(path), Path(path))
     if path.name == MANIFEST and path.is_file():
         path = path.parent
     manifest_path = path / MANIFEST
     if not path.exists():
-        raise KdedgeError("bundle %s does not exist" % path, fix="pass the folder written by `kdedge export --out DIR`")
+        names = ", ".join(sorted(shipped_bundles())) or "none installed"
+        raise KdedgeError("bundle %s does not exist" % path,
+                          fix="pass the folder written by `kdedge export --out DIR`, or a shipped bundle's name (%s)" % names)
     if not manifest_path.is_file():
         raise KdedgeError("%s is not a bundle: no %s inside" % (path, MANIFEST),
                           fix="pass the folder written by `kdedge export --out DIR`")

@@ -15,6 +15,11 @@ the model on frame i; end-to-end throughput is then set by the model, not by the
   and for files, the run ends with the source's message and exit status 1 (output still finished).
 - The model runs on Y/255 with bicubic chroma (manifest color "y") or on RGB; frames larger than
   `tile` LR pixels are processed in overlapping tiles.
+- `workers` > 1 (ONNX Runtime CPU only) runs that many SR threads, each with its own session, on
+  consecutive frames; the writer puts frames back in capture order. On a 2-core CPU two 1-thread
+  workers beat one 2-thread session by 1.2-1.4x end to end (benchmarks/results/student_speed.md):
+  one session leaves a core idle while Python and OpenCV do the per-frame colour work. Latency per
+  frame grows (each frame gets one core), so 1 stays the default.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -203,6 +208,12 @@ class _Slot:
             self.cond.notify_all()
             return item
 
+    def push_back(self, item) -> None:
+        """Return `item` to the front (another SR worker must see the end marker too)."""
+        with self.cond:
+            self.items.appendleft(item)
+            self.cond.notify_all()
+
     def discard(self) -> int:
         """Frames still waiting when the run stops: counted as dropped so the books balance."""
         with self.cond:
@@ -223,9 +234,10 @@ class Pipeline:
                  source_options: Optional[io.VideoOptions] = None, sink_options: Optional[io.VideoOptions] = None,
                  status_interval: float = 2.0, log: Optional[Callable[[str], None]] = None,
                  max_backoff: float = 8.0, progress: Optional[Callable[[int, Optional[int]], None]] = None,
-                 source_timeout: float = 10.0):
+                 source_timeout: float = 10.0, extra_backends: Sequence[Any] = ()):
         self.bundle = bundle
         self.backend = backend
+        self.backends = [backend] + list(extra_backends)  # one per SR worker thread (the first runs in run()'s thread)
         self.input_uri, self.output_uri = input_uri, output_uri
         self.frames = frames
         self.tile = tile
@@ -299,31 +311,47 @@ class Pipeline:
 
     def _writer(self, sink: io.Sink, q: "queue.Queue", proc: SRProcessor) -> None:
         failed = False
+        pending = {}  # type: Dict[int, Any]  # SR workers may finish out of order: frames wait for their turn
+        next_seq = 0
         while True:
             item = q.get()
+            if item is not _END:
+                pending[item[0]] = item[1]
+                ready = []  # type: List[Any]
+                while next_seq in pending:
+                    ready.append(pending.pop(next_seq))
+                    next_seq += 1
+            else:
+                ready = [pending[k] for k in sorted(pending)]  # the end: whatever is left, in order
+            for frame_item in ready:
+                if frame_item is not None:  # None: a frame taken but dropped because the run was stopping
+                    failed = self._write_one(sink, proc, frame_item, failed)
             if item is _END:
                 break
-            t0, sr, cbcr = item
-            if failed:
-                continue  # keep draining so the SR loop never blocks on a dead sink
-            try:
-                out = proc.finish(sr, cbcr)
-                if self.overlay:
-                    self._draw_overlay(out)
-                sink.write(out)
-            except Exception as exc:
-                failed = True
-                self._finish("sink-error", "writing %s failed: %s" % (self.output_uri, getattr(exc, "message", exc)))
-                continue
-            now = time.perf_counter()
-            with self.stats.lock:
-                self.stats.written += 1
-                self.stats.latency.append(now - t0)
-                self.stats.write_times.append(now)
-                if self.stats.out_size is None:
-                    self.stats.out_size = (out.shape[1], out.shape[0])
-            if not sink.streaming:
-                self._finish("sink-closed")
+
+    def _write_one(self, sink: io.Sink, proc: SRProcessor, item, failed: bool) -> bool:
+        """Finish and write one SR frame; returns whether the sink has failed (then frames are drained unwritten)."""
+        t0, sr, cbcr = item
+        if failed:
+            return True  # keep draining so the SR loop never blocks on a dead sink
+        try:
+            out = proc.finish(sr, cbcr)
+            if self.overlay:
+                self._draw_overlay(out)
+            sink.write(out)
+        except Exception as exc:
+            self._finish("sink-error", "writing %s failed: %s" % (self.output_uri, getattr(exc, "message", exc)))
+            return True
+        now = time.perf_counter()
+        with self.stats.lock:
+            self.stats.written += 1
+            self.stats.latency.append(now - t0)
+            self.stats.write_times.append(now)
+            if self.stats.out_size is None:
+                self.stats.out_size = (out.shape[1], out.shape[0])
+        if not sink.streaming:
+            self._finish("sink-closed")
+        return False
 
     def _draw_overlay(self, frame: np.ndarray) -> None:
         import cv2
@@ -366,57 +394,40 @@ class Pipeline:
         slot = _Slot(source.live, self.stats)
         outq = queue.Queue(maxsize=4)  # type: queue.Queue
         writer = capture = None
+        workers = []  # type: List[threading.Thread]
         try:
             self.backend.activate()  # in this thread: the TensorRT/pycuda context belongs here
             proc = SRProcessor(self.bundle, self.backend, tile=self.tile)
-            self.log("kdedge: %s | %s -> %s | backend %s | x%d %s%s" % (
-                self.bundle.name, self.input_uri, self.output_uri, self.backend.label, self.bundle.scale,
+            self.log("kdedge: %s | %s -> %s | backend %s%s | x%d %s%s" % (
+                self.bundle.name, self.input_uri, self.output_uri, self.backend.label,
+                " x %d workers" % len(self.backends) if len(self.backends) > 1 else "", self.bundle.scale,
                 self.bundle.color, " | tile %d" % self.tile if self.tile else ""))
             writer = threading.Thread(target=self._writer, args=(sink, outq, proc), name="kdedge-writer", daemon=True)
             capture = threading.Thread(target=self._capture, args=(source, slot, proc), name="kdedge-capture", daemon=True)
             writer.start()
             capture.start()
             self.stats.start = time.perf_counter()
-            last_status = last_frame = time.perf_counter()
-            while True:
-                item = slot.get(timeout=0.1)
-                if item is None:
-                    if self.stop.is_set() and not capture.is_alive():
-                        break
-                    silent = time.perf_counter() - last_frame
-                    if source.live and self.source_timeout and silent > self.source_timeout and not self.stop.is_set():
-                        # a camera read that never returns cannot be interrupted; give up on it
-                        self._finish("source-error", "%s delivered no frame for %.0f s" % (self.input_uri, silent))
-                    continue
-                last_frame = time.perf_counter()
-                if item is _END:
-                    break
-                if self.stop.is_set():
-                    with self.stats.lock:
-                        self.stats.dropped += 1
-                    continue
-                t0, hw, (chw, cbcr, _) = item
-                sr = proc.infer(chw)
-                with self.stats.lock:
-                    self.stats.processed += 1
-                    self.stats.model.append(proc.model_time)
-                    if self.stats.in_size is None:
-                        self.stats.in_size = (hw[1], hw[0])
-                    done = self.stats.processed
-                outq.put((t0, sr, cbcr))
-                if self.progress is not None:
-                    self.progress(done, self.frames or source.frame_count)
-                now = time.perf_counter()
-                if now - last_status >= self.status_interval:  # throttled: one line per interval
-                    last_status = now
-                    self.log("kdedge: " + self.stats.line())
-                if self.frames and done >= self.frames:
-                    self._finish("frames")
+            self._seq_lock = threading.Lock()
+            self._next_seq = 0
+            self._last_status = time.perf_counter()
+            self._worker_errors = []  # type: List[BaseException]
+            workers = [threading.Thread(target=self._sr_worker, args=(be, slot, outq, capture, source),
+                                        name="kdedge-sr-%d" % (i + 1), daemon=True)
+                       for i, be in enumerate(self.backends[1:])]
+            for w in workers:
+                w.start()
+            self._sr_loop(proc, slot, outq, capture, source)
+            for w in workers:
+                w.join()
+            if self._worker_errors:
+                raise self._worker_errors[0]
         finally:
             self.stop.set()
             if capture is not None:
                 capture.join(timeout=2.0 if self.end_reason == "source-error" else 10.0)
             slot.discard()
+            for w in workers:  # after an error in this thread: the other SR workers see the stop flag and end
+                w.join(timeout=30.0)
             if writer is not None:
                 outq.put(_END)
                 writer.join()
@@ -426,6 +437,64 @@ class Pipeline:
             self.backend.deactivate()
             self._restore_signals(handlers)
         return self._report(source, sink)
+
+    def _sr_worker(self, backend, slot: "_Slot", outq: "queue.Queue", capture: threading.Thread, source) -> None:
+        """An extra SR thread (workers > 1): its own backend, activated here, the same loop."""
+        try:
+            backend.activate()
+            try:
+                self._sr_loop(SRProcessor(self.bundle, backend, tile=self.tile), slot, outq, capture, source)
+            finally:
+                backend.deactivate()
+        except BaseException as exc:  # re-raised by run() once every thread has finished
+            self._worker_errors.append(exc)
+            self._finish("model-error", "SR worker failed: %r" % (exc,))
+
+    def _sr_loop(self, proc: SRProcessor, slot: "_Slot", outq: "queue.Queue", capture: threading.Thread, source) -> None:
+        """Take prepared frames, run the model, hand results to the writer with their capture order."""
+        last_frame = time.perf_counter()
+        while True:
+            item = slot.get(timeout=0.1)
+            if item is None:
+                if self.stop.is_set() and not capture.is_alive():
+                    break
+                silent = time.perf_counter() - last_frame
+                if source.live and self.source_timeout and silent > self.source_timeout and not self.stop.is_set():
+                    # a camera read that never returns cannot be interrupted; give up on it
+                    self._finish("source-error", "%s delivered no frame for %.0f s" % (self.input_uri, silent))
+                continue
+            last_frame = time.perf_counter()
+            if item is _END:
+                slot.push_back(_END)  # the other SR workers stop on it too
+                break
+            with self._seq_lock:  # order numbers are taken in capture order, so the writer can restore it
+                seq = self._next_seq
+                self._next_seq += 1
+                over = bool(self.frames) and seq >= self.frames
+            if self.stop.is_set() or over:
+                with self.stats.lock:
+                    self.stats.dropped += 1
+                outq.put((seq, None))
+                continue
+            t0, hw, (chw, cbcr, _) = item
+            sr = proc.infer(chw)
+            with self.stats.lock:
+                self.stats.processed += 1
+                self.stats.model.append(proc.model_time)
+                if self.stats.in_size is None:
+                    self.stats.in_size = (hw[1], hw[0])
+                done = self.stats.processed
+                now = time.perf_counter()
+                status_due = now - self._last_status >= self.status_interval  # throttled: one line per interval
+                if status_due:
+                    self._last_status = now
+            outq.put((seq, (t0, sr, cbcr)))
+            if self.progress is not None:
+                self.progress(done, self.frames or source.frame_count)
+            if status_due:
+                self.log("kdedge: " + self.stats.line())
+            if self.frames and done >= self.frames:
+                self._finish("frames")
 
     def _report(self, source: io.Source, sink: io.Sink) -> Dict[str, Any]:
         summary = self.stats.summary()
@@ -462,12 +531,31 @@ class Pipeline:
             signal.signal(sig, handler)
 
 
+def create_backends(bundle, backend: str = "auto", precision: str = "auto", threads: Optional[int] = None,
+                    workers: int = 1) -> List[Any]:
+    """One inactive backend per SR worker. workers > 1 is for ONNX Runtime on the CPU (a GPU is kept busy
+    from one thread); each worker's session gets `threads` intra-op threads, by default its share of the cores."""
+    import os
+
+    from kdedge.runtime.backends import create_backend, resolve_backend
+
+    if workers < 1:
+        raise KdedgeError("--workers must be at least 1, got %d" % workers)
+    if workers > 1:
+        name = resolve_backend(backend)
+        if name != "ort-cpu":
+            raise KdedgeError("--workers %d needs the ONNX Runtime CPU backend, not %s" % (workers, name),
+                              fix="use --backend ort-cpu, or --workers 1 on a GPU (TensorRT keeps it busy from one thread)")
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+    return [create_backend(bundle, backend, precision, threads=threads) for _ in range(workers)]
+
+
 def run_pipeline(bundle_path, input_uri: str = "test://", output_uri: str = "null://", backend: str = "auto",
-                 precision: str = "auto", threads: Optional[int] = None, **kwargs) -> Dict[str, Any]:
-    """Load a bundle, pick a backend and run the pipeline; returns the stats dict."""
-    from kdedge.runtime.backends import create_backend
+                 precision: str = "auto", threads: Optional[int] = None, workers: int = 1, **kwargs) -> Dict[str, Any]:
+    """Load a bundle, pick a backend (one per worker) and run the pipeline; returns the stats dict."""
     from kdedge.runtime.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
-    be = create_backend(bundle, backend, precision, threads=threads)
-    return Pipeline(bundle, be, input_uri, output_uri, **kwargs).run()
+    backends = create_backends(bundle, backend, precision, threads, workers)
+    return Pipeline(bundle, backends[0], input_uri, output_uri, extra_backends=backends[1:], **kwargs).run()

@@ -94,3 +94,20 @@ def test_auto_precision_per_backend(tmp_path):
     assert resolve_precision(bundle, "ort-cpu", "auto") == "fp32"
     assert resolve_precision(bundle, "tensorrt", None) == bundle.default_precision == "int8"
     assert resolve_precision(bundle, "ort-cpu", "int8_u8s8") == "int8_u8s8"
+
+
+def test_shipped_bundles_load_by_name(tmp_path, monkeypatch):
+    """`--model default` (or `fast`) means the bundle installed with the package; a name that is
+    neither a folder nor shipped says which names exist."""
+    from pathlib import Path
+
+    from kdedge.errors import KdedgeError
+    from kdedge.runtime.bundle import load_bundle, shipped_bundles
+
+    shipped = shipped_bundles()
+    assert shipped["default"] == Path(__file__).resolve().parents[1] / "kdedge" / "assets" / "default_x2"
+    monkeypatch.chdir(tmp_path)  # no folder called "default" here
+    assert load_bundle("default").path.resolve() == shipped["default"]
+    with pytest.raises(KdedgeError) as err:
+        load_bundle("no_such_bundle")
+    assert "default" in err.value.fix

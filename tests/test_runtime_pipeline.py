@@ -178,3 +178,37 @@ def test_sigterm_finishes_a_playable_file(bundle_y, tmp_path):
     assert stats["frames_written"] == stats["frames_processed"] > 0
     assert _count_frames(out) == (stats["frames_written"], (96, 128, 3))
     assert not [n for n in os.listdir(str(tmp_path)) if "partial" in n]
+
+
+def test_two_workers_write_every_frame_in_capture_order(bundle_y, tmp_path):
+    """workers=2: two SR threads on consecutive frames; the writer restores capture order, so a folder
+    run gives the same files, names and pixels as one worker."""
+    import cv2
+
+    src = io.open_source("test://?size=48x32&fps=0")
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for i in range(16):
+        cv2.imwrite(str(inp / ("f%02d.png" % i)), src.frame(i * 5))
+    outs = {}
+    for workers in (1, 2):
+        out = tmp_path / ("out%d" % workers)
+        stats = run_pipeline(bundle_y, str(inp), str(out) + "/", backend="ort-cpu", workers=workers, quiet=True)
+        assert stats["frames_written"] == 16 and stats["accounted"]
+        outs[workers] = {n: cv2.imread(str(out / n)) for n in sorted(os.listdir(str(out)))}
+    assert list(outs[2]) == list(outs[1]) == ["f%02d.png" % i for i in range(16)]
+    for name, img in outs[1].items():
+        np.testing.assert_array_equal(outs[2][name], img)
+
+
+def test_two_workers_stop_at_the_frame_limit_and_need_the_cpu_backend(bundle_y):
+    from kdedge.errors import KdedgeError
+
+    s = run_pipeline(bundle_y, "test://?size=64x48&fps=0", "null://", backend="ort-cpu", workers=2, frames=10,
+                     quiet=True)
+    assert s["frames_processed"] == 10 == s["frames_written"] and s["end_reason"] == "frames"
+    assert s["frames_captured"] == s["frames_processed"] + s["frames_dropped"]
+    with pytest.raises(KdedgeError, match="ONNX Runtime CPU"):
+        run_pipeline(bundle_y, "test://", "null://", backend="tensorrt", workers=2)
+    with pytest.raises(KdedgeError, match="at least 1"):
+        run_pipeline(bundle_y, "test://", "null://", backend="ort-cpu", workers=0)

@@ -22,7 +22,7 @@ from kdedge.errors import KdedgeError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("bundle", nargs="?", default=None, help="bundle folder")
+    parser.add_argument("bundle", nargs="?", default=None, help="bundle folder, or a shipped bundle's name (default, fast)")
     parser.add_argument("--backend", action="append", default=None,
                         help="tensorrt, ort-tensorrt, ort-cuda or ort-cpu; repeat for several (default: all available)")
     parser.add_argument("--precision", action="append", default=None, help="repeatable (default: every precision in the bundle)")
@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     parser.add_argument("--rounds", type=int, default=1, help="alternate model-only and end-to-end this many times")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (per worker)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="SR threads in the end-to-end pipeline, each with its own session (ort-cpu only)")
     parser.add_argument("--no-e2e", action="store_true", help="model-only timings")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     log = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     result = bench(args.bundle, backends=args.backend, precisions=args.precision,
                    sizes=_sizes(args.size) if args.size else DEFAULT_SIZES, runs=args.runs, warmup=args.warmup,
-                   rounds=args.rounds, threads=args.threads, e2e=not args.no_e2e, log=log)
+                   rounds=args.rounds, threads=args.threads, e2e=not args.no_e2e, log=log,
+                   workers=args.workers)
     text = json.dumps(result, indent=2)
     if args.out:
         from pathlib import Path
