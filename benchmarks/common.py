@@ -32,6 +32,7 @@ QUICK_RESULTS = RESULTS / "quick"  # --quick development runs write here (ignore
 # Derived artifacts (teacher ONNX exports): rebuilt on demand, never committed (see .gitignore).
 CACHE = HERE / ".cache"
 DEFAULT_BUNDLE = REPO / "kdedge" / "assets" / "default_x2"
+FAST_BUNDLE = REPO / "kdedge" / "assets" / "fast_x2"  # the speed-first student, when shipped
 THREADS = 2  # the suite's contract: ONNX Runtime and OpenCV on 2 threads
 SCALE = 2
 
@@ -186,6 +187,16 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
                     status="ok" if twin and Path(twin).is_file() else
                     "%s (no teacher-less checkpoint with the default student's architecture and training budget in "
                     "runs/, kdedge/assets/ or benchmarks/results/)" % NOT_PRODUCED))
+
+    # The speed-first student (kdedge/assets/fast_x2), when one is shipped: its own point on the front.
+    fast = Path(os.environ.get("KDEDGE_BENCH_FAST_BUNDLE") or FAST_BUNDLE)
+    if (fast / "manifest.json").is_file():
+        files, who = _bundle_precisions(fast), _student_description(fast)
+        for key, prec, label in (("kdedge-fast-fp32", "fp32", "kdedge fast student%s FP32" % who),
+                                 ("kdedge-fast-int8", "int8", "kdedge fast student%s INT8 (symmetric S8S8)" % who)):
+            path = files.get(prec)
+            rows.append(Row(key, label, "onnx", "kdedge", path=path, precision=prec, bundle=str(fast),
+                            status="ok" if path and Path(path).is_file() else "%s (looked in %s)" % (NOT_PRODUCED, fast)))
     return rows
 
 

@@ -1,15 +1,19 @@
-"""Build the embedded models shipped in kdedge/assets/: the project's own teacher and the default student.
+"""Build the embedded teacher shipped in kdedge/assets/, and the student it teaches in minutes.
 
 1. teacher: an `anchor` net 40 wide, 5 deep (74k MACs/LR px, Y channel), trained on T91 + BSD200
-   with ground truth only (no third-party weights involved, so it can ship with the package);
-2. student: the default `repanchor` (24 wide, 2 deep; fuses into an 11.4k-MAC anchor net), distilled
-   from that teacher on T91 + BSD200 plus the teacher's labels on the HR images used as LR inputs;
-3. Set5 / Set14 x2 for both (standard protocol, grey `bridge` as Y), written with the assets.
+   with ground truth only (no third-party weights involved, so it can ship with the package): the
+   teacher `kdedge distill` uses when given none;
+2. student: `repanchor` 24x2 (fuses into an 11.4k-MAC anchor net), distilled from that teacher on
+   T91 + BSD200 plus the teacher's labels on the HR images used as LR inputs (3000 steps). It was the
+   shipped default student until the IMDN-distilled one of `distill_imdn.py` replaced it (shipped by
+   `ship_bundle.py`); `--ship-student` puts it back;
+3. Set5 / Set14 x2 for both (standard protocol, grey `bridge` as Y).
 
     nice -n 10 python benchmarks/distill_assets.py                  # both (about 1 h on 2 busy cores)
     nice -n 10 python benchmarks/distill_assets.py --skip-teacher   # reuse runs/assets/teacher
 
-Writes kdedge/assets/{teacher_x2,student_x2}.safetensors (weights + header, no training state) and
+Writes kdedge/assets/teacher_x2.safetensors (weights + header, no training state), the student to
+runs/assets/student/ (and kdedge/assets/student_x2.safetensors with --ship-student), and
 benchmarks/results/distill_assets.json.
 """
 from __future__ import annotations
@@ -59,6 +63,7 @@ def main() -> None:
     ap.add_argument("--student-steps", type=int, default=3000)
     ap.add_argument("--skip-teacher", action="store_true")
     ap.add_argument("--teacher-run", default="", help="use this finished teacher run folder")
+    ap.add_argument("--ship-student", action="store_true", help="also replace kdedge/assets/student_x2.safetensors")
     args = ap.parse_args()
     train = SHARED / "data" / "train"
     data = [str(train / "T91"), str(train / "BSD200")]
@@ -78,14 +83,14 @@ def main() -> None:
                            "--ema", "0.999", "--gt-weight", "1", "--kd-weight", "1", "--hr-as-lr",
                            "--unlabeled-ratio", "0.25", "--teacher-cache", "disk", "--eval-interval", "500",
                            "--out", str(student_run)])
-    ship(student_run / "last.safetensors", ASSETS / "student_x2.safetensors",
-         "kdedge's default x2 Y student: repanchor 24x2 distilled from the embedded teacher")
+    if args.ship_student:
+        ship(student_run / "last.safetensors", ASSETS / "student_x2.safetensors",
+             "kdedge's default x2 Y student: repanchor 24x2 distilled from the embedded teacher")
     from kdedge.checkpoint import load_checkpoint
     from kdedge.models.students import complexity
 
     result = {"protocol": "MATLAB-bicubic LR, uint8 SR, MATLAB Y, shave=2, grey bridge as Y", "wall_seconds": times}
-    for name in ("teacher_x2", "student_x2"):
-        path = ASSETS / ("%s.safetensors" % name)
+    for name, path in (("teacher_x2", ASSETS / "teacher_x2.safetensors"), ("student_x2", student_run / "last.safetensors")):
         c = complexity(load_checkpoint(path).module)
         result[name] = {"psnr_y": evaluate(str(path)), "macs_per_lr_pixel": c["macs_per_lr_pixel"],
                         "params": c["params"], "bytes": path.stat().st_size}

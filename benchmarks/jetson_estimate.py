@@ -66,6 +66,8 @@ def run(quick: bool = False) -> Dict:
         if r["key"] in ("kdedge-fp32", "kdedge-int8-u8s8", "kdedge-int8-naive", "kdedge-noteacher") and \
                 any(x["key"] == "kdedge-int8" and (x.get("complexity") or {}).get("macs_per_lr_pixel") for x in quality["rows"]):
             continue
+        if r["key"] == "kdedge-fast-fp32" and any(x["key"] == "kdedge-fast-int8" for x in quality["rows"]):
+            continue
         macs, io = c["macs_per_lr_pixel"], c.get("conv_io_elements_per_lr_pixel", 0.0)
         entry = {"key": r["key"], "label": r["label"], "macs_per_lr_pixel": macs, "bytes_per_lr_pixel_int8": io,
                  "devices": {}}

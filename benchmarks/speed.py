@@ -92,14 +92,17 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
     return {"model": lambda: sess.run(None, {inp.name: x}), "e2e": lambda: proc.process(frame)}
 
 
-def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: int) -> Callable[[], float]:
+def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: int,
+                    workers: int = 1) -> Callable[[], float]:
     """One round of the threaded camera pipeline (capture thread -> SR -> writer thread, test:// source,
-    null:// sink) from `kdedge.runtime.bench`; returns its FPS over `frames` frames after 2 warm-up frames."""
+    null:// sink) from `kdedge.runtime.bench`; returns its FPS over `frames` frames after 2 warm-up frames.
+    With `workers` SR threads, the THREADS cores are shared out: one ORT thread each for 2 workers."""
     from kdedge.runtime.bench import bench_e2e
     from kdedge.runtime.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
-    return lambda: bench_e2e(bundle, "ort-cpu", precision, (h, w), frames, 2, THREADS)["fps"]
+    threads = max(1, THREADS // workers)
+    return lambda: bench_e2e(bundle, "ort-cpu", precision, (h, w), frames, 2, threads, workers)["fps"]
 
 
 def _block_size(fn: Callable, block_s: float, max_frames: int = 200) -> Tuple[int, float]:
@@ -177,6 +180,8 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
                         # the real threaded pipeline, from kdedge.runtime.bench (its own frame count)
                         frames = max(4, min(60, 2 * n))
                         jobs.append((row.key, (h, w), "pipeline", pipeline_runner(row.bundle, row.precision, h, w, frames)))
+                        jobs.append((row.key, (h, w), "pipeline2", pipeline_runner(row.bundle, row.precision, h, w, frames,
+                                                                                   workers=2)))
         except Exception as exc:  # a row that cannot run is reported, not fatal
             entry["status"] = "error: %s: %s" % (type(exc).__name__, exc)
             print("speed: %-18s %s" % (row.key, entry["status"]), flush=True)
