@@ -20,7 +20,7 @@ import numpy as np
 from kdedge.runtime import colour, io
 from kdedge.runtime.backends import available_backends, create_backend
 from kdedge.runtime.bundle import load_bundle
-from kdedge.runtime.pipeline import Pipeline, SRProcessor
+from kdedge.runtime.pipeline import Pipeline, SRProcessor, create_backends
 
 DEFAULT_SIZES = ((270, 480), (540, 960))  # (H, W) of the LR luma
 
@@ -55,8 +55,6 @@ def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], run
 
 def bench_e2e(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
               threads: Optional[int], workers: int = 1) -> Dict[str, Any]:
-    from kdedge.runtime.pipeline import create_backends
-
     h, w = size
     bes = create_backends(bundle, backend, precision, threads, workers)
     uri = "test://?size=%dx%d&fps=0&frames=%d" % (w, h, warmup + runs)
