@@ -15,7 +15,7 @@ the model on frame i; end-to-end throughput is then set by the model, not by the
   and for files, the run ends with the source's message and exit status 1 (output still finished).
 - The model runs on Y/255 with bicubic chroma (manifest color "y") or on RGB; frames larger than
   `tile` LR pixels are processed in overlapping tiles.
-- `workers` > 1 (ONNX Runtime CPU only) runs that many SR threads, each with its own session, on
+- `workers` > 1 (CPU backends: ONNX Runtime CPU, OpenVINO) runs that many SR threads, each with its own session, on
   consecutive frames; the writer puts frames back in capture order. On a 2-core CPU two 1-thread
   workers beat one 2-thread session by 1.2-1.4x end to end (benchmarks/results/student_speed.md):
   one session leaves a core idle while Python and OpenCV do the per-frame colour work. Latency per
@@ -37,6 +37,7 @@ import numpy as np
 
 from kdedge.errors import KdedgeError
 from kdedge.runtime import colour, io
+from kdedge.runtime.backends import describe_choice
 from kdedge.runtime.bundle import atomic_write_bytes
 
 _END = object()
@@ -402,6 +403,9 @@ class Pipeline:
                 self.bundle.name, self.input_uri, self.output_uri, self.backend.label,
                 " x %d workers" % len(self.backends) if len(self.backends) > 1 else "", self.bundle.scale,
                 self.bundle.color, " | tile %d" % self.tile if self.tile else ""))
+            why = describe_choice(self.backend)
+            if why:
+                self.log("kdedge: auto picked %s" % why)
             writer = threading.Thread(target=self._writer, args=(sink, outq, proc), name="kdedge-writer", daemon=True)
             capture = threading.Thread(target=self._capture, args=(source, slot, proc), name="kdedge-capture", daemon=True)
             writer.start()
@@ -533,19 +537,20 @@ class Pipeline:
 
 def create_backends(bundle, backend: str = "auto", precision: str = "auto", threads: Optional[int] = None,
                     workers: int = 1) -> List[Any]:
-    """One inactive backend per SR worker. workers > 1 is for ONNX Runtime on the CPU (a GPU is kept busy
-    from one thread); each worker's session gets `threads` intra-op threads, by default its share of the cores."""
+    """One inactive backend per SR worker. workers > 1 is for the CPU backends (ONNX Runtime CPU, OpenVINO;
+    a GPU is kept busy from one thread); each worker's engine gets `threads` threads, by default its share
+    of the cores."""
     import os
 
-    from kdedge.runtime.backends import create_backend, resolve_backend
+    from kdedge.runtime.backends import CPU_BACKENDS, create_backend, resolve_backend
 
     if workers < 1:
         raise KdedgeError("--workers must be at least 1, got %d" % workers)
     if workers > 1:
         name = resolve_backend(backend)
-        if name != "ort-cpu":
-            raise KdedgeError("--workers %d needs the ONNX Runtime CPU backend, not %s" % (workers, name),
-                              fix="use --backend ort-cpu, or --workers 1 on a GPU (TensorRT keeps it busy from one thread)")
+        if name not in CPU_BACKENDS:
+            raise KdedgeError("--workers %d needs a CPU backend (%s), not %s" % (workers, " or ".join(CPU_BACKENDS), name),
+                              fix="use --backend openvino or ort-cpu, or --workers 1 on a GPU (TensorRT keeps it busy from one thread)")
         if threads is None:
             threads = max(1, (os.cpu_count() or 1) // workers)
     return [create_backend(bundle, backend, precision, threads=threads) for _ in range(workers)]

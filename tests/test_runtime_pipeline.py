@@ -208,7 +208,7 @@ def test_two_workers_stop_at_the_frame_limit_and_need_the_cpu_backend(bundle_y):
                      quiet=True)
     assert s["frames_processed"] == 10 == s["frames_written"] and s["end_reason"] == "frames"
     assert s["frames_captured"] == s["frames_processed"] + s["frames_dropped"]
-    with pytest.raises(KdedgeError, match="ONNX Runtime CPU"):
+    with pytest.raises(KdedgeError, match="CPU backend"):
         run_pipeline(bundle_y, "test://", "null://", backend="tensorrt", workers=2)
     with pytest.raises(KdedgeError, match="at least 1"):
         run_pipeline(bundle_y, "test://", "null://", backend="ort-cpu", workers=0)

@@ -8,6 +8,7 @@ examples:
   kdedge upscale photo.png photo_x2.png
   kdedge upscale frames/ frames_x2/ --model bundle/
   kdedge upscale clip.mp4 clip_x2.avi --backend ort-cpu --precision int8_u8s8 --stats-json stats.json
+  kdedge upscale clip.mp4 clip_x2.mp4 --backend openvino --workers 2   # OpenVINO INT8, two SR threads
 """
 from __future__ import annotations
 
@@ -18,20 +19,19 @@ import time
 from kdedge.cli._common import add_config_argument
 from kdedge.errors import KdedgeError
 
-PRECISIONS = ("auto", "fp32", "fp16", "int8", "int8_u8s8")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kdedge.runtime.backends import BACKENDS
+    from kdedge.runtime.backends import BACKENDS, PRECISIONS
 
     parser.add_argument("input", nargs="?", default=None, help="image, folder of images, or video")
     parser.add_argument("output", nargs="?", default=None, help="image, folder, or video file")
     parser.add_argument("--model", metavar="BUNDLE", default=None, help="bundle folder, or a shipped bundle's name: default, fast (default: default)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--precision", choices=("auto",) + PRECISIONS, default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per SR worker (ONNX Runtime, OpenVINO)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="SR threads, each with its own ONNX Runtime CPU session, on consecutive frames: more "
+                        help="SR threads, each with its own CPU engine (ONNX Runtime or OpenVINO), on consecutive frames: more "
                              "frames per second on a multi-core CPU (2 on 2 cores: 1.2-1.4x), more latency per frame")
     parser.add_argument("--tile", type=int, default=0, metavar="PX", help="tile frames larger than PX LR pixels")
     parser.add_argument("--stats-json", default=None, metavar="PATH", help="write run statistics here")

@@ -1,23 +1,39 @@
 """Backends behind one interface (`base.Backend`), and `create_backend` that picks one for a bundle.
 
 Names users pass to --backend: `auto` (TensorRT when tensorrt and pycuda import, else ONNX Runtime
-with CUDA when that build has it, else ONNX Runtime on the CPU), `tensorrt`, `ort-tensorrt`,
-`ort-cuda`, `ort-cpu`. Precision `auto` takes the bundle's default, except on the ONNX Runtime CPU
-backend where the asymmetric U8S8 INT8 variant is faster when the bundle has it (ENVIRONMENT.md:
-QDQ U8S8 397 vs S8S8 325 GMAC/s on this CPU).
+with CUDA when that build has it, else OpenVINO on the CPU when it is installed, else ONNX Runtime
+on the CPU), `tensorrt`, `ort-tensorrt`, `ort-cuda`, `openvino`, `ort-cpu`.
+
+Precision `auto` is decided per backend by measurement (`resolve_precision` says why in
+`Choice.reason`, which the CLIs print): INT8 on TensorRT and OpenVINO, FP32 on ONNX Runtime's
+CPU provider, whose Q/DQ INT8 kernels are slower than FP32 for convolutions this small.
+
+`open_model(path)` runs a bare ONNX file (no bundle) on the ONNX Runtime CPU or OpenVINO backend:
+evaluation, the export accuracy gate and calibration use it, so what they measure is the code that ships.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 from kdedge.errors import KdedgeError
 from kdedge.runtime.backends.base import Backend
 
-BACKENDS = ("auto", "tensorrt", "ort-tensorrt", "ort-cuda", "ort-cpu")
+BACKENDS = ("auto", "tensorrt", "ort-tensorrt", "ort-cuda", "openvino", "ort-cpu")
+CPU_BACKENDS = ("openvino", "ort-cpu")  # the ones `open_model` and `--workers N` take
+# Runtime precisions: the bundle's files, plus bf16, which OpenVINO computes from the FP32 file.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8_u8s8")
+
+
+class Choice(NamedTuple):
+    """What `auto` resolved to, and why (printed by the CLIs)."""
+
+    value: str
+    reason: str
 
 
 def available_backends() -> List[str]:
     """Concrete backend names usable on this machine, fastest first."""
+    from kdedge.runtime.backends.openvino import openvino_available
     from kdedge.runtime.backends.trt import tensorrt_available
 
     names = []
@@ -29,43 +45,106 @@ def available_backends() -> List[str]:
         providers = available_providers()
     except ImportError:
         providers = []
-    for prov in ("tensorrt", "cuda", "cpu"):
+    for prov in ("tensorrt", "cuda"):
         if prov in providers:
             names.append("ort-" + prov)
+    if openvino_available():
+        names.append("openvino")
+    if "cpu" in providers:
+        names.append("ort-cpu")
     return names
 
 
-def resolve_backend(name: str) -> str:
+def choose_backend(name: str) -> Choice:
     if name not in BACKENDS:
         raise KdedgeError("unknown backend %r" % name, fix="choose one of: " + ", ".join(BACKENDS))
     if name != "auto":
-        return name
+        return Choice(name, "asked for")
     have = [n for n in available_backends() if n != "ort-tensorrt"]  # ORT's TRT EP builds slowly on first run
     if not have:
-        raise KdedgeError("no inference backend: neither TensorRT+pycuda nor onnxruntime is importable",
-                          fix="pip install onnxruntime (or on a Jetson install JetPack's TensorRT and pycuda)")
-    return have[0]
+        raise KdedgeError("no inference backend: neither TensorRT+pycuda, onnxruntime nor openvino is importable",
+                          fix="pip install onnxruntime or openvino (or on a Jetson install JetPack's TensorRT and pycuda)")
+    why = {
+        "tensorrt": "TensorRT and pycuda import: the GPU path",
+        "ort-cuda": "onnxruntime has CUDA (no TensorRT+pycuda here)",
+        # benchmarks/results/openvino_cpu.md: INT8 several times ONNX Runtime's on the same Q/DQ file
+        "openvino": "no GPU; OpenVINO is installed, the fastest CPU engine measured for these bundles",
+        "ort-cpu": "no GPU and no OpenVINO (pip install openvino for faster INT8 on CPUs)",
+    }
+    return Choice(have[0], why.get(have[0], "first available"))
+
+
+def resolve_backend(name: str) -> str:
+    return choose_backend(name).value
+
+
+def choose_precision(bundle, backend: str, precision: Optional[str]) -> Choice:
+    """The precision to run `bundle` at on `backend` (a concrete name), with the reason."""
+    if precision == "bf16":
+        if backend != "openvino":
+            raise KdedgeError("bf16 is computed by OpenVINO from the FP32 file; %s has no bf16 path" % backend,
+                              fix="use --backend openvino, or --precision fp32 / int8")
+        bundle.resolve_precision("fp32")  # the file it runs
+        return Choice("bf16", "asked for")
+    if precision not in (None, "", "auto"):
+        if precision not in PRECISIONS:
+            raise KdedgeError("unknown precision %r" % precision, fix="choose one of: auto, " + ", ".join(PRECISIONS))
+        return Choice(bundle.resolve_precision(precision), "asked for")
+    if backend == "ort-cpu" and "fp32" in bundle.precisions:
+        # Measured (benchmarks/results/openvino_cpu.md): ONNX Runtime's CPU Q/DQ INT8 runs the shipped
+        # students slower than FP32 (default_x2 at 540x960: 14.9 vs 26.5 FPS): at ~10k MACs per pixel
+        # the Q/DQ transitions around the float layers cost more than the INT8 convolutions save.
+        return Choice("fp32", "ONNX Runtime's CPU INT8 kernels are slower than its FP32 for this model")
+    if backend == "openvino":
+        for prec in ("int8_u8s8", "int8"):
+            if prec in bundle.precisions:
+                return Choice(prec, "OpenVINO runs the bundle's Q/DQ INT8 fastest on CPUs "
+                                    "(benchmarks/results/openvino_cpu.md)")
+    if backend == "tensorrt" and "int8" in bundle.precisions:
+        return Choice("int8", "TensorRT builds the symmetric Q/DQ INT8 file")
+    return Choice(bundle.default_precision, "the bundle's default")
 
 
 def resolve_precision(bundle, backend: str, precision: Optional[str]) -> str:
-    if precision not in (None, "", "auto"):
-        return bundle.resolve_precision(precision)
-    if backend == "ort-cpu" and "fp32" in bundle.precisions:
-        # Measured (benchmarks/results/bench_default*.json, RESULTS.md): on ONNX Runtime CPU the shipped
-        # student runs faster in FP32 (43.7 FPS at 270x480, quiet machine) than as mixed-precision Q/DQ
-        # INT8 (26.1 FPS): at 11k MACs per pixel the Q/DQ transitions around its float layers cost more
-        # than the INT8 convolutions save. FP16 is emulated on CPUs. INT8 stays an explicit --precision.
-        return "fp32"
-    if backend == "tensorrt" and bundle.default_precision == "int8_u8s8" and "int8" in bundle.precisions:
-        return "int8"  # TensorRT wants symmetric Q/DQ
-    return bundle.default_precision
+    return choose_precision(bundle, backend, precision).value
+
+
+def _openvino_hint(precision: str) -> str:
+    """Float compute of an OpenVINO model: f32 for FP32/FP16 files (no silent bf16), bf16 when asked; an INT8
+    graph's float layers take bf16 where the CPU has it (its gate row says what that costs: under 0.005 dB)."""
+    from kdedge.runtime.backends.openvino import cpu_has_bf16
+
+    if precision == "bf16" or (precision.startswith("int8") and cpu_has_bf16()):
+        return "bf16"
+    return "f32"
+
+
+def open_model(path, backend: str = "ort-cpu", threads: Optional[int] = None, precision: str = "fp32") -> Backend:
+    """An inactive backend for a bare ONNX file on a CPU backend ("ort-cpu" or "openvino"). `precision`
+    only steers OpenVINO's float compute (see `_openvino_hint`); the file decides what it holds."""
+    if backend == "openvino":
+        from kdedge.runtime.backends.openvino import OpenVinoBackend
+
+        be = OpenVinoBackend(path, hint=_openvino_hint(precision), threads=threads)  # type: Backend
+    elif backend == "ort-cpu":
+        from kdedge.runtime.backends.ort import OrtBackend
+
+        be = OrtBackend(path, provider="cpu", threads=threads)
+    else:
+        raise KdedgeError("cannot run a bare ONNX file on %r" % backend, fix="choose one of: " + ", ".join(CPU_BACKENDS))
+    be.precision = precision
+    be.backend_name = backend
+    return be
 
 
 def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "auto",
                    threads: Optional[int] = None, device: int = 0) -> Backend:
-    """An inactive Backend for `bundle` (activate it, ideally in the thread that will infer)."""
-    name = resolve_backend(backend)
-    prec = resolve_precision(bundle, name, precision)
+    """An inactive Backend for `bundle` (activate it, ideally in the thread that will infer). Its
+    `choice` attribute says which backend and precision `auto` resolved to, and why."""
+    backend_choice = choose_backend(backend)
+    name = backend_choice.value
+    prec_choice = choose_precision(bundle, name, precision)
+    prec = prec_choice.value
     if name == "tensorrt":
         from kdedge.runtime.backends.trt import TrtBackend, load_or_build_engine
 
@@ -73,6 +152,8 @@ def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "au
             raise KdedgeError("TensorRT cannot run the asymmetric int8_u8s8 variant", fix="use --precision int8")
         bundle.model_path(prec)  # verify the ONNX file the engine is built from
         be = TrtBackend(load_or_build_engine(bundle, prec), device=device)
+    elif name == "openvino":
+        be = open_model(bundle.model_path("fp32" if prec == "bf16" else prec), "openvino", threads, prec)
     else:
         from kdedge.runtime.backends.ort import OrtBackend
 
@@ -81,4 +162,16 @@ def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "au
                         trt_cache_dir=str(bundle.engines_dir / "ort-trt") if provider == "tensorrt" else None)
     be.precision = prec
     be.backend_name = name
+    be.choice = {"backend": backend_choice._asdict(), "precision": prec_choice._asdict()}
     return be
+
+
+def describe_choice(be: Backend) -> str:
+    """One line for logs: what runs and why `auto` chose it (empty when nothing was automatic)."""
+    choice = getattr(be, "choice", None) or {}
+    parts = []
+    for what in ("backend", "precision"):
+        c = choice.get(what)
+        if c and c["reason"] != "asked for":
+            parts.append("%s %s: %s" % (what, c["value"], c["reason"]))
+    return "; ".join(parts)
