@@ -12,11 +12,14 @@ from typing import Any, Dict
 
 
 def write_bundle_manifest(folder, manifest: Dict[str, Any]) -> Path:
-    """Validate and write folder/manifest.json; sha256 of each precision's file is filled in."""
+    """Add the whole-frame graphs, validate and write folder/manifest.json; sha256 of each file is filled in."""
+    from kdedge.export.frame_graph import frame_graph_files
     from kdedge.runtime.bundle import write_manifest
 
     for entry in manifest.get("precisions", {}).values():
         entry.pop("sha256", None)  # always hash what is on disk now
+    # whole-frame graphs (colour conversion inside the model) of the files just written
+    manifest["frame_graphs"] = frame_graph_files(folder, manifest)
     path = write_manifest(folder, manifest)
     import json
 

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="SR threads, each with its own CPU engine (ONNX Runtime or OpenVINO), on consecutive frames: more "
                              "frames per second on a multi-core CPU (2 on 2 cores: 1.2-1.4x), more latency per frame")
+    parser.add_argument("--frame-graph", choices=("auto", "on", "off"), default="auto",
+                        help="run the bundle's whole-frame graph (colour conversion inside the model, BGR frames in "
+                             "and out) instead of the Python colour path; auto: only where measured faster (not on CPUs)")
     parser.add_argument("--tile", type=int, default=0, metavar="PX",
                         help="process frames larger than PX (LR pixels) in overlapping tiles (0: whole frames)")
     parser.add_argument("--reconnect", action="store_true",
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output_codec or args.output_fps:
         sink_opts = io.VideoOptions(codec=args.output_codec, fps=args.output_fps or 30.0)
     stats = run_pipeline(model, args.input, output, backend=args.backend, precision=args.precision,
-                         threads=args.threads, workers=args.workers, frames=args.frames, tile=args.tile,
+                         threads=args.threads, workers=args.workers, frame_graph=args.frame_graph, frames=args.frames, tile=args.tile,
                          reconnect=args.reconnect,
                          stats_json=args.stats_json, overlay=args.overlay, quiet=args.quiet,
                          source_options=src_opts, sink_options=sink_opts, source_timeout=args.source_timeout)

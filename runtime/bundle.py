@@ -120,6 +120,22 @@ def validate_manifest(manifest: Dict[str, Any], where: str = MANIFEST) -> Dict[s
             raise _fail(where, field + ".file", "must be a relative file name inside the bundle, got %r" % (name,))
         if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
             raise _fail(where, field + ".sha256", "must be 64 lower-case hex digits, got %r" % (entry.get("sha256"),))
+    frames = manifest.get("frame_graphs", {})
+    if not isinstance(frames, dict):
+        raise _fail(where, "frame_graphs", "must be an object of precision -> {file, sha256}")
+    for prec, entry in frames.items():
+        field = "frame_graphs." + str(prec)
+        if prec not in precisions:
+            raise _fail(where, field, "has no model of that precision in 'precisions'")
+        if manifest["color"] != "y":
+            raise _fail(where, field, "whole-frame graphs exist for Y students only")
+        if not isinstance(entry, dict):
+            raise _fail(where, field, "must be an object with 'file' and 'sha256'")
+        name = entry.get("file")
+        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
+            raise _fail(where, field + ".file", "must be a relative file name inside the bundle, got %r" % (name,))
+        if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
+            raise _fail(where, field + ".sha256", "must be 64 lower-case hex digits, got %r" % (entry.get("sha256"),))
     if manifest["default_precision"] not in precisions:
         raise _fail(where, "default_precision", "is %r but precisions has only %s" % (manifest["default_precision"], sorted(precisions)))
     return manifest
@@ -145,6 +161,8 @@ class Bundle:
         self.shapes = manifest["shapes"]  # type: Dict[str, List[int]]
         self.precisions = manifest["precisions"]  # type: Dict[str, Dict[str, Any]]
         self.default_precision = manifest["default_precision"]  # type: str
+        # precision -> {file, sha256} of the whole-frame graph (BGR uint8 in and out, export/frame_graph.py)
+        self.frame_graphs = manifest.get("frame_graphs", {})  # type: Dict[str, Dict[str, Any]]
         self._verified = set()  # type: set
 
     def __repr__(self) -> str:
@@ -164,14 +182,25 @@ class Bundle:
     def model_path(self, precision: Optional[str] = None, verify: bool = True) -> Path:
         """Path of the ONNX file for `precision`, its sha256 checked against the manifest."""
         precision = self.resolve_precision(precision)
-        entry = self.precisions[precision]
+        return self._checked(self.precisions[precision], precision, verify)
+
+    def frame_model_path(self, precision: str, verify: bool = True) -> Path:
+        """Path of the whole-frame graph (BGR uint8 frame in, BGR uint8 SR frame out) for `precision`."""
+        precision = self.resolve_precision(precision)
+        if precision not in self.frame_graphs:
+            raise KdedgeError("bundle %s has no whole-frame graph for %s (it has: %s)"
+                              % (self.path, precision, ", ".join(sorted(self.frame_graphs)) or "none"),
+                              fix="use --frame-graph off, or add them: python scripts/add_frame_graphs.py BUNDLE")
+        return self._checked(self.frame_graphs[precision], "frame " + precision, verify)
+
+    def _checked(self, entry: Dict[str, Any], what: str, verify: bool) -> Path:
         path = self.path / entry["file"]
         if not path.is_file():
             raise KdedgeError(
-                "bundle %s: %s (precision %s) is missing" % (self.path, entry["file"], precision),
+                "bundle %s: %s (%s) is missing" % (self.path, entry["file"], what),
                 fix="copy the whole bundle folder, or re-export it",
             )
-        if verify and precision not in self._verified:
+        if verify and what not in self._verified:
             digest = sha256_file(path)
             if digest != entry["sha256"]:
                 raise KdedgeError(
@@ -179,7 +208,7 @@ class Bundle:
                     % (self.path, entry["file"], digest, entry["sha256"]),
                     fix="copy the bundle again, or re-export it; never edit files inside a bundle",
                 )
-            self._verified.add(precision)
+            self._verified.add(what)
         return path
 
     @property
@@ -242,19 +271,21 @@ def write_manifest(folder, manifest: Dict[str, Any]) -> Path:
     manifest.setdefault("format", FORMAT)
     manifest.setdefault("format_version", FORMAT_VERSION)
     where = str(folder / MANIFEST)
-    precisions = manifest.get("precisions")
-    if isinstance(precisions, dict):
-        for prec, entry in precisions.items():
+    for key in ("precisions", "frame_graphs"):
+        entries = manifest.get(key)
+        if not isinstance(entries, dict):
+            continue  # the validator reports it
+        for prec, entry in entries.items():
             if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
                 continue  # the validator reports it
             path = folder / entry["file"]
             if not path.is_file():
-                raise _fail(where, "precisions.%s.file" % prec, "names %s, which does not exist" % path)
+                raise _fail(where, "%s.%s.file" % (key, prec), "names %s, which does not exist" % path)
             digest = sha256_file(path)
             if entry.get("sha256") is None:
                 entry["sha256"] = digest
             elif entry["sha256"] != digest:
-                raise _fail(where, "precisions.%s.sha256" % prec, "is %s but %s hashes to %s" % (entry["sha256"], path, digest))
+                raise _fail(where, "%s.%s.sha256" % (key, prec), "is %s but %s hashes to %s" % (entry["sha256"], path, digest))
     validate_manifest(manifest, where)
     text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
     return atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
@@ -263,8 +294,11 @@ def write_manifest(folder, manifest: Dict[str, Any]) -> Path:
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write `data` to a temp file beside `path`, fsync, then rename over it: no half-written file."""
     path = Path(path)
+    # mkstemp creates 0600 files; a replaced file keeps its mode, a new one gets the usual 0644
+    mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -59,12 +59,18 @@ class SRProcessor:
         self.overlap = int(tile_overlap)
         self.multiple = bundle.size_multiple
         self.model_time = 0.0  # seconds spent in the backend for the last frame
+        # the whole-frame graph (export/frame_graph.py) takes the BGR frame and returns the BGR result
+        self.frame_graph = bool(getattr(backend, "frame_graph", False))
+        if self.frame_graph and self.tile:
+            raise KdedgeError("the whole-frame graph cannot run tiles", fix="use --frame-graph off with --tile")
 
     def prepare(self, frame: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray], Tuple[int, int]]:
         if frame.ndim == 2:
             import cv2
 
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+        if self.frame_graph:
+            return np.ascontiguousarray(frame)[None], None, frame.shape[:2]
         if self.bundle.color == "y":
             y, cbcr = colour.split_y(frame, self.scale)
             return y[None], cbcr, frame.shape[:2]
@@ -72,8 +78,13 @@ class SRProcessor:
         return rgb, None, frame.shape[:2]
 
     def infer(self, chw: np.ndarray) -> np.ndarray:
-        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`."""
+        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`; with the
+        whole-frame graph (1, H, W, 3) uint8 BGR -> (sH, sW, 3) uint8 BGR."""
         self.model_time = 0.0
+        if self.frame_graph:
+            out = self.backend.infer({"frame": chw}, check_inputs=False)["frame_sr"]
+            self.model_time = self.backend.inference_time or 0.0
+            return out[0]
         c, h, w = chw.shape
         if self.tile and (h > self.tile or w > self.tile):
             return self._tiled(chw)
@@ -106,6 +117,8 @@ class SRProcessor:
         return out
 
     def finish(self, sr: np.ndarray, cbcr: Optional[np.ndarray]) -> np.ndarray:
+        if self.frame_graph:
+            return sr
         if self.bundle.color == "y":
             return colour.merge_y(sr[0], cbcr)
         bgr = sr[::-1].transpose(1, 2, 0) * 255.0
@@ -505,6 +518,8 @@ class Pipeline:
         summary.update({
             "bundle": self.bundle.name, "bundle_path": str(self.bundle.path), "scale": self.bundle.scale,
             "color": self.bundle.color, "backend": self.backend.label, "precision": self.backend.precision,
+            "frame_graph": bool(getattr(self.backend, "frame_graph", False)), "workers": len(self.backends),
+            "auto_choices": getattr(self.backend, "choice", None),
             "input": self.input_uri, "output": self.output_uri, "output_path": sink.path,
             "tile": self.tile, "end_reason": self.end_reason or "eos", "error": self.error,
             "signal": self.signal_received,
@@ -536,7 +551,7 @@ class Pipeline:
 
 
 def create_backends(bundle, backend: str = "auto", precision: str = "auto", threads: Optional[int] = None,
-                    workers: int = 1) -> List[Any]:
+                    workers: int = 1, frame_graph: str = "auto", tile: int = 0) -> List[Any]:
     """One inactive backend per SR worker. workers > 1 is for the CPU backends (ONNX Runtime CPU, OpenVINO;
     a GPU is kept busy from one thread); each worker's engine gets `threads` threads, by default its share
     of the cores."""
@@ -553,14 +568,16 @@ def create_backends(bundle, backend: str = "auto", precision: str = "auto", thre
                               fix="use --backend openvino or ort-cpu, or --workers 1 on a GPU (TensorRT keeps it busy from one thread)")
         if threads is None:
             threads = max(1, (os.cpu_count() or 1) // workers)
-    return [create_backend(bundle, backend, precision, threads=threads) for _ in range(workers)]
+    return [create_backend(bundle, backend, precision, threads=threads, frame_graph=frame_graph, tile=tile)
+            for _ in range(workers)]
 
 
 def run_pipeline(bundle_path, input_uri: str = "test://", output_uri: str = "null://", backend: str = "auto",
-                 precision: str = "auto", threads: Optional[int] = None, workers: int = 1, **kwargs) -> Dict[str, Any]:
+                 precision: str = "auto", threads: Optional[int] = None, workers: int = 1, frame_graph: str = "auto",
+                 **kwargs) -> Dict[str, Any]:
     """Load a bundle, pick a backend (one per worker) and run the pipeline; returns the stats dict."""
     from kdedge.runtime.bundle import load_bundle
 
     bundle = load_bundle(bundle_path)
-    backends = create_backends(bundle, backend, precision, threads, workers)
+    backends = create_backends(bundle, backend, precision, threads, workers, frame_graph, kwargs.get("tile", 0))
     return Pipeline(bundle, backends[0], input_uri, output_uri, extra_backends=backends[1:], **kwargs).run()

@@ -38,7 +38,8 @@ def test_bundle_is_read_by_the_runtime(tmp_path):
 
     out = tmp_path / "bundle"
     result = export_bundle(tiny_anchor(), _opts(out, calib=_calib_subset(tmp_path), u8s8=True))
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp16.onnx", "model.int8.onnx",
+    assert sorted(p.name for p in out.iterdir()) == ["frame.fp32.onnx", "frame.int8.onnx", "frame.int8_u8s8.onnx",
+                                                    "manifest.json", "model.fp16.onnx", "model.int8.onnx",
                                                     "model.int8_u8s8.onnx", "model.onnx"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle.tmp")]  # temp sibling gone
     import os
@@ -50,6 +51,8 @@ def test_bundle_is_read_by_the_runtime(tmp_path):
     assert bundle.default_precision == "int8" and bundle.scale == 2 and bundle.color == "y"
     for prec in ("fp32", "int8", "fp16", "int8_u8s8"):
         bundle.model_path(prec)  # sha256 verified against the manifest
+    assert sorted(bundle.frame_graphs) == ["fp32", "int8", "int8_u8s8"]  # whole-frame graphs (no fp16 one)
+    bundle.frame_model_path("int8")
     m = json.loads((out / "manifest.json").read_text())
     rows = {r["precision"]: r for r in m["accuracy"]["rows"]}
     assert set(rows) == {"fp32", "int8", "int8_naive_minmax", "int8_u8s8", "fp16"}

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="SR threads, each with its own CPU engine (ONNX Runtime or OpenVINO), on consecutive frames: more "
                              "frames per second on a multi-core CPU (2 on 2 cores: 1.2-1.4x), more latency per frame")
+    parser.add_argument("--frame-graph", choices=("auto", "on", "off"), default="auto",
+                        help="run the bundle's whole-frame graph (colour conversion inside the model, BGR frames in "
+                             "and out) instead of the Python colour path; auto: only where measured faster (not on CPUs)")
     parser.add_argument("--tile", type=int, default=0, metavar="PX", help="tile frames larger than PX LR pixels")
     parser.add_argument("--stats-json", default=None, metavar="PATH", help="write run statistics here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     progress = _Progress(not args.no_progress)
     try:
         stats = run_pipeline(model, args.input, args.output, backend=args.backend, precision=args.precision,
-                             threads=args.threads, workers=args.workers, tile=args.tile, stats_json=args.stats_json,
+                             threads=args.threads, workers=args.workers, frame_graph=args.frame_graph, tile=args.tile, stats_json=args.stats_json,
                              quiet=True,
                              progress=progress)
     finally:

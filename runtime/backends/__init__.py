@@ -137,14 +137,63 @@ def open_model(path, backend: str = "ort-cpu", threads: Optional[int] = None, pr
     return be
 
 
+FRAME_GRAPH_MODES = ("auto", "on", "off")
+
+
+def choose_frame_graph(bundle, backend: str, precision: str, requested: str = "auto", tile: int = 0) -> Choice:
+    """Whether to run the bundle's whole-frame graph (colour conversion inside the model; export/frame_graph.py)
+    instead of the Python colour path. Value "on" or "off", with the reason."""
+    if requested not in FRAME_GRAPH_MODES:
+        raise KdedgeError("unknown --frame-graph %r" % requested, fix="choose one of: " + ", ".join(FRAME_GRAPH_MODES))
+    if requested == "off":
+        return Choice("off", "asked for")
+    problem = None
+    if bundle.color != "y":
+        problem = "only Y-channel bundles have one (RGB models need no colour work)"
+    elif precision not in bundle.frame_graphs:
+        problem = "bundle %s has none for %s" % (bundle.path, precision)
+    elif backend == "tensorrt":
+        problem = "the TensorRT engine builder does not build it yet"
+    elif tile:
+        problem = "--tile processes tiles of the model's input, which the whole-frame graph does not take"
+    if requested == "on":
+        if problem:
+            raise KdedgeError("--frame-graph on: %s" % problem, fix="use --frame-graph off")
+        return Choice("on", "asked for")
+    if problem:
+        return Choice("off", problem)
+    # Measured (benchmarks/results/frame_graph.md): on CPUs OpenCV's uint8 SIMD colour path, run by the
+    # capture and writer threads beside the model, costs less than the same work as float layers in the
+    # engine, so the graph is slower end to end there. It is meant for GPUs, where the CPU is the slow part.
+    return Choice("off", "the Python colour path measured faster end to end on CPU backends")
+
+
 def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "auto",
-                   threads: Optional[int] = None, device: int = 0) -> Backend:
+                   threads: Optional[int] = None, device: int = 0, frame_graph: str = "off", tile: int = 0) -> Backend:
     """An inactive Backend for `bundle` (activate it, ideally in the thread that will infer). Its
-    `choice` attribute says which backend and precision `auto` resolved to, and why."""
+    `choice` attribute says which backend, precision and colour path `auto` resolved to, and why;
+    `frame_graph` is True when it runs the whole-frame graph (BGR uint8 frame in and out)."""
     backend_choice = choose_backend(backend)
     name = backend_choice.value
     prec_choice = choose_precision(bundle, name, precision)
     prec = prec_choice.value
+    frame_choice = choose_frame_graph(bundle, name, prec, frame_graph, tile)
+    if frame_choice.value == "on":
+        # the colour arithmetic is exact only in f32 (export/frame_graph.py), so no bf16 float layers here
+        if name == "openvino":
+            from kdedge.runtime.backends.openvino import OpenVinoBackend
+
+            be = OpenVinoBackend(bundle.frame_model_path(prec), hint="f32", threads=threads)  # type: Backend
+        else:
+            from kdedge.runtime.backends.ort import OrtBackend
+
+            be = OrtBackend(bundle.frame_model_path(prec), provider=name.split("-", 1)[1], threads=threads)
+        be.description += " frame-graph"
+        be.frame_graph = True
+        be.precision, be.backend_name = prec, name
+        be.choice = {"backend": backend_choice._asdict(), "precision": prec_choice._asdict(),
+                     "frame_graph": frame_choice._asdict()}
+        return be
     if name == "tensorrt":
         from kdedge.runtime.backends.trt import TrtBackend, load_or_build_engine
 
@@ -162,7 +211,9 @@ def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "au
                         trt_cache_dir=str(bundle.engines_dir / "ort-trt") if provider == "tensorrt" else None)
     be.precision = prec
     be.backend_name = name
-    be.choice = {"backend": backend_choice._asdict(), "precision": prec_choice._asdict()}
+    be.frame_graph = False
+    be.choice = {"backend": backend_choice._asdict(), "precision": prec_choice._asdict(),
+                 "frame_graph": frame_choice._asdict()}
     return be
 
 
@@ -170,7 +221,7 @@ def describe_choice(be: Backend) -> str:
     """One line for logs: what runs and why `auto` chose it (empty when nothing was automatic)."""
     choice = getattr(be, "choice", None) or {}
     parts = []
-    for what in ("backend", "precision"):
+    for what in ("backend", "precision", "frame_graph"):
         c = choice.get(what)
         if c and c["reason"] != "asked for":
             parts.append("%s %s: %s" % (what, c["value"], c["reason"]))
