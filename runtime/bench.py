@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kdedge.runtime import colour, io
-from kdedge.runtime.backends import available_backends, create_backend
+from kdedge.runtime.backends import CPU_BACKENDS, available_backends, create_backend, frame_graph_problem
 from kdedge.runtime.bundle import load_bundle
 from kdedge.runtime.pipeline import Pipeline, SRProcessor, create_backends
 
@@ -36,13 +36,14 @@ def _frame(h: int, w: int) -> np.ndarray:
 
 
 def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
-                threads: Optional[int]) -> Dict[str, Any]:
+                threads: Optional[int], frame_graph: str = "off") -> Dict[str, Any]:
+    """The backend alone on one prepared input (with the whole-frame graph: the frame graph, colour work included)."""
     h, w = size
-    be = create_backend(bundle, backend, precision, threads=threads)
+    be = create_backend(bundle, backend, precision, threads=threads, frame_graph=frame_graph)
     with be:
         proc = SRProcessor(bundle, be)
         chw, _, _ = proc.prepare(_frame(h, w))
-        feed = {bundle.input_name: np.ascontiguousarray(chw[None])}
+        feed = {"frame": chw} if proc.frame_graph else {bundle.input_name: np.ascontiguousarray(chw[None])}
         for _ in range(warmup):
             be.infer(feed, check_inputs=False)
         times = []
@@ -54,9 +55,9 @@ def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], run
 
 
 def bench_e2e(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
-              threads: Optional[int], workers: int = 1) -> Dict[str, Any]:
+              threads: Optional[int], workers: int = 1, frame_graph: str = "off") -> Dict[str, Any]:
     h, w = size
-    bes = create_backends(bundle, backend, precision, threads, workers)
+    bes = create_backends(bundle, backend, precision, threads, workers, frame_graph)
     uri = "test://?size=%dx%d&fps=0&frames=%d" % (w, h, warmup + runs)
     p = Pipeline(bundle, bes[0], uri, "null://", quiet=True, extra_backends=bes[1:])
     s = p.run()
@@ -88,74 +89,100 @@ def _runnable(bundle, backend: str) -> List[str]:
     precs = sorted(bundle.precisions)
     if backend == "tensorrt":
         precs = [p for p in precs if p != "int8_u8s8"]
+    if backend == "openvino" and "fp32" in precs:
+        from kdedge.runtime.backends.openvino import cpu_has_bf16
+
+        if cpu_has_bf16():
+            precs.append("bf16")
     return precs
+
+
+def _workers(backend: str, workers: int) -> int:
+    return workers if backend in CPU_BACKENDS else 1
+
+
+def _versions() -> Dict[str, str]:
+    import cv2
+
+    found = {"opencv": cv2.__version__}
+    for mod in ("onnxruntime", "openvino"):
+        try:
+            found[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    return found
 
 
 def bench(bundle_path, backends: Optional[Sequence[str]] = None, precisions: Optional[Sequence[str]] = None,
           sizes: Sequence[Tuple[int, int]] = DEFAULT_SIZES, runs: int = 30, warmup: int = 5, rounds: int = 1,
           threads: Optional[int] = None, e2e: bool = True,
-          log: Optional[Callable[[str], None]] = None, workers: int = 1) -> Dict[str, Any]:
+          log: Optional[Callable[[str], None]] = None, workers: int = 1,
+          frame_graphs: Sequence[str] = ("off",)) -> Dict[str, Any]:
     """Benchmark a bundle; returns {"bundle", "machine", "rows": [...], "bicubic": [...]}. `workers`
-    SR threads run the end-to-end pipeline on the ONNX Runtime CPU backend (1 elsewhere)."""
-    import cv2
-    import onnxruntime
-
+    SR threads run the end-to-end pipeline on the CPU backends (1 elsewhere). `frame_graphs`: "off"
+    (Python colour path), "on" (the whole-frame graph, where the bundle has one), or both."""
     bundle = load_bundle(bundle_path)
     backends = list(backends or [b for b in available_backends() if b != "ort-tensorrt"])
     rows = []
     for backend in backends:
         for prec in (precisions or _runnable(bundle, backend)):
-            for size in sizes:
-                models, e2es, label, lat = [], [], "", None
-                for _ in range(max(1, rounds)):
-                    m = bench_model(bundle, backend, prec, size, runs, warmup, threads)
-                    models.append(m["ms"])
-                    label = m["label"]
-                    if e2e:
-                        e = bench_e2e(bundle, backend, prec, size, runs, warmup, threads,
-                                      workers if backend == "ort-cpu" else 1)
-                        e2es.append(e["fps"])
-                        lat = e["latency_ms"]
-                model_ms = float(np.median([m["median"] for m in models]))
-                row = {
-                    "backend": backend, "label": label, "precision": prec, "size_hw": list(size),
-                    "model_ms": models[0] if len(models) == 1 else {"median": model_ms, "rounds": models},
-                    "model_fps": 1000.0 / model_ms,
-                    "e2e_fps": float(np.median(e2es)) if e2es else None,
-                    "e2e_fps_rounds": e2es,
-                    "e2e_latency_ms": lat,
-                    "e2e_workers": workers if backend == "ort-cpu" else 1,
-                }
-                # Each round pairs a model-only and an end-to-end run taken back to back, so the ratio
-                # of a pair is less exposed to load drift on a shared machine than a ratio of medians.
-                ratios = [e * m["median"] / 1000.0 for e, m in zip(e2es, models)]
-                row["e2e_over_model_rounds"] = ratios
-                row["e2e_over_model"] = float(np.median(ratios)) if ratios else None
-                rows.append(row)
-                if log:
-                    log(format_row(row))
+            for fg in frame_graphs:
+                if fg == "on" and frame_graph_problem(bundle, backend, prec) is not None:
+                    continue  # no frame graph for this precision or backend
+                for size in sizes:
+                    rows.append(_bench_row(bundle, backend, prec, fg, size, runs, warmup, rounds, threads, e2e, workers))
+                    if log:
+                        log(format_row(rows[-1]))
     bic = [{"size_hw": list(s), "ms": bench_bicubic(s, bundle.scale, runs)} for s in sizes]
     return {
         "bundle": str(bundle.path), "name": bundle.name, "scale": bundle.scale, "color": bundle.color,
         "runs": runs, "warmup": warmup, "rounds": rounds, "threads": threads, "workers": workers,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__},
+        "machine": dict({"platform": platform.platform(), "python": platform.python_version()}, **_versions()),
         "rows": rows, "bicubic": bic,
     }
+
+
+def _bench_row(bundle, backend: str, prec: str, fg: str, size: Tuple[int, int], runs: int, warmup: int,
+               rounds: int, threads: Optional[int], e2e: bool, workers: int) -> Dict[str, Any]:
+    models, e2es, label, lat = [], [], "", None
+    for _ in range(max(1, rounds)):
+        m = bench_model(bundle, backend, prec, size, runs, warmup, threads, fg)
+        models.append(m["ms"])
+        label = m["label"]
+        if e2e:
+            e = bench_e2e(bundle, backend, prec, size, runs, warmup, threads, _workers(backend, workers), fg)
+            e2es.append(e["fps"])
+            lat = e["latency_ms"]
+    model_ms = float(np.median([m["median"] for m in models]))
+    row = {
+        "backend": backend, "label": label, "precision": prec, "frame_graph": fg == "on", "size_hw": list(size),
+        "model_ms": models[0] if len(models) == 1 else {"median": model_ms, "rounds": models},
+        "model_fps": 1000.0 / model_ms,
+        "e2e_fps": float(np.median(e2es)) if e2es else None,
+        "e2e_fps_rounds": e2es,
+        "e2e_latency_ms": lat,
+        "e2e_workers": _workers(backend, workers),
+    }
+    # Each round pairs a model-only and an end-to-end run taken back to back, so the ratio of a pair is
+    # less exposed to load drift on a shared machine than a ratio of medians.
+    ratios = [e * m["median"] / 1000.0 for e, m in zip(e2es, models)]
+    row["e2e_over_model_rounds"] = ratios
+    row["e2e_over_model"] = float(np.median(ratios)) if ratios else None
+    return row
 
 
 def format_row(row: Dict[str, Any]) -> str:
     h, w = row["size_hw"]
     ms = row["model_ms"]["median"]
     e2e = "e2e %6.1f FPS (%3.0f%% of model)" % (row["e2e_fps"], 100 * row["e2e_over_model"]) if row["e2e_fps"] else ""
-    return "%-28s %4dx%-4d model %7.2f ms %6.1f FPS   %s" % (row["label"], h, w, ms, row["model_fps"], e2e)
+    return "%-44s %4dx%-4d model %7.2f ms %6.1f FPS   %s" % (row["label"], h, w, ms, row["model_fps"], e2e)
 
 
 def format_report(result: Dict[str, Any]) -> str:
     lines = ["%s (x%d, %s) on %s" % (result["name"], result["scale"], result["color"], result["machine"]["platform"]),
-             "%-28s %-9s %s" % ("backend precision", "LR HxW", "median of %d runs after %d warm-up" % (result["runs"], result["warmup"]))]
+             "%-44s %-9s %s" % ("backend precision", "LR HxW", "median of %d runs after %d warm-up" % (result["runs"], result["warmup"]))]
     lines += [format_row(r) for r in result["rows"]]
     for b in result["bicubic"]:
         h, w = b["size_hw"]
-        lines.append("%-28s %4dx%-4d BGR %6.2f ms, Y plane %6.2f ms" % ("bicubic (OpenCV)", h, w, b["ms"]["bgr"]["median"], b["ms"]["y"]["median"]))
+        lines.append("%-44s %4dx%-4d BGR %6.2f ms, Y plane %6.2f ms" % ("bicubic (OpenCV)", h, w, b["ms"]["bgr"]["median"], b["ms"]["y"]["median"]))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ examples:
   kdedge bench kdedge/assets/default_x2
   kdedge bench bundle/ --backend ort-cpu --precision int8_u8s8 --size 270x480 --json > bench.json
   kdedge bench bundle/ --rounds 3 --threads 2 --json --out results/bench.json
+  kdedge bench default --backend openvino --precision int8 --size 540x960 --workers 2 --frame-graph both
 """
 from __future__ import annotations
 
@@ -24,16 +25,20 @@ from kdedge.errors import KdedgeError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", nargs="?", default=None, help="bundle folder, or a shipped bundle's name (default, fast)")
     parser.add_argument("--backend", action="append", default=None,
-                        help="tensorrt, ort-tensorrt, ort-cuda or ort-cpu; repeat for several (default: all available)")
-    parser.add_argument("--precision", action="append", default=None, help="repeatable (default: every precision in the bundle)")
+                        help="tensorrt, ort-tensorrt, ort-cuda, openvino or ort-cpu; repeat for several (default: all available)")
+    parser.add_argument("--precision", action="append", default=None,
+                        help="repeatable (default: every precision in the bundle, plus bf16 on OpenVINO where the CPU has it)")
     parser.add_argument("--size", action="append", default=None, metavar="HxW",
                         help="LR luma size, repeatable (default: 270x480 and 540x960)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     parser.add_argument("--rounds", type=int, default=1, help="alternate model-only and end-to-end this many times")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (per worker)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads per worker (ONNX Runtime, OpenVINO)")
     parser.add_argument("--workers", type=int, default=1,
-                        help="SR threads in the end-to-end pipeline, each with its own session (ort-cpu only)")
+                        help="SR threads in the end-to-end pipeline, each with its own engine (CPU backends only)")
+    parser.add_argument("--frame-graph", choices=("off", "on", "both"), default="off",
+                        help="off: the Python colour path; on: the bundle's whole-frame graph (colour inside the "
+                             "model; its model-only time includes the colour work); both: a row for each")
     parser.add_argument("--no-e2e", action="store_true", help="model-only timings")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     result = bench(args.bundle, backends=args.backend, precisions=args.precision,
                    sizes=_sizes(args.size) if args.size else DEFAULT_SIZES, runs=args.runs, warmup=args.warmup,
                    rounds=args.rounds, threads=args.threads, e2e=not args.no_e2e, log=log,
-                   workers=args.workers)
+                   workers=args.workers,
+                   frame_graphs=("off", "on") if args.frame_graph == "both" else (args.frame_graph,))
     text = json.dumps(result, indent=2)
     if args.out:
         from pathlib import Path

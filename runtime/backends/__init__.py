@@ -140,6 +140,19 @@ def open_model(path, backend: str = "ort-cpu", threads: Optional[int] = None, pr
 FRAME_GRAPH_MODES = ("auto", "on", "off")
 
 
+def frame_graph_problem(bundle, backend: str, precision: str, tile: int = 0) -> Optional[str]:
+    """Why the whole-frame graph cannot run here, or None when it can."""
+    if bundle.color != "y":
+        return "only Y-channel bundles have one (RGB models need no colour work)"
+    if precision not in bundle.frame_graphs:
+        return "bundle %s has none for %s" % (bundle.path, precision)
+    if backend == "tensorrt":
+        return "the TensorRT engine builder does not build it yet"
+    if tile:
+        return "--tile processes tiles of the model's input, which the whole-frame graph does not take"
+    return None
+
+
 def choose_frame_graph(bundle, backend: str, precision: str, requested: str = "auto", tile: int = 0) -> Choice:
     """Whether to run the bundle's whole-frame graph (colour conversion inside the model; export/frame_graph.py)
     instead of the Python colour path. Value "on" or "off", with the reason."""
@@ -147,15 +160,7 @@ def choose_frame_graph(bundle, backend: str, precision: str, requested: str = "a
         raise KdedgeError("unknown --frame-graph %r" % requested, fix="choose one of: " + ", ".join(FRAME_GRAPH_MODES))
     if requested == "off":
         return Choice("off", "asked for")
-    problem = None
-    if bundle.color != "y":
-        problem = "only Y-channel bundles have one (RGB models need no colour work)"
-    elif precision not in bundle.frame_graphs:
-        problem = "bundle %s has none for %s" % (bundle.path, precision)
-    elif backend == "tensorrt":
-        problem = "the TensorRT engine builder does not build it yet"
-    elif tile:
-        problem = "--tile processes tiles of the model's input, which the whole-frame graph does not take"
+    problem = frame_graph_problem(bundle, backend, precision, tile)
     if requested == "on":
         if problem:
             raise KdedgeError("--frame-graph on: %s" % problem, fix="use --frame-graph off")
