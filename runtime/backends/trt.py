@@ -83,6 +83,7 @@ class TrtBackend(Backend):
     """Run a serialized TensorRT engine. Output arrays are pinned buffers reused by the next infer."""
 
     name = "tensorrt"
+    reuses_outputs = True  # infer_impl returns its pinned host buffers; Backend.infer() copies them
 
     def __init__(self, engine_path, device: int = 0):
         super().__init__()
