@@ -37,6 +37,7 @@ import numpy as np
 
 from kdedge.errors import KdedgeError
 from kdedge.runtime import colour, io
+from kdedge.runtime.backends.profile import choose_tile
 from kdedge.runtime.bundle import atomic_write_bytes
 
 _END = object()
@@ -58,6 +59,9 @@ class SRProcessor:
         self.overlap = int(tile_overlap)
         self.multiple = bundle.size_multiple
         self.model_time = 0.0  # seconds spent in the backend for the last frame
+        # input sizes the (activated) backend accepts: a TensorRT engine's profile, None for no limit
+        limits = getattr(backend, "input_limits", None)
+        self.limits = limits() if callable(limits) else None
 
     def prepare(self, frame: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray], Tuple[int, int]]:
         if frame.ndim == 2:
@@ -71,11 +75,13 @@ class SRProcessor:
         return rgb, None, frame.shape[:2]
 
     def infer(self, chw: np.ndarray) -> np.ndarray:
-        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`."""
+        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`, or tiled
+        to the backend's input limits (a TensorRT profile) when the whole frame does not fit them."""
         self.model_time = 0.0
         c, h, w = chw.shape
-        if self.tile and (h > self.tile or w > self.tile):
-            return self._tiled(chw)
+        tile = choose_tile(h, w, self.tile, self.overlap, self.multiple, self.limits)
+        if tile and (h > tile or w > tile):
+            return self._tiled(chw, tile)
         return self._run(chw)
 
     def _run(self, chw: np.ndarray) -> np.ndarray:
@@ -90,10 +96,10 @@ class SRProcessor:
         s = self.scale
         return out[0, :, : h * s, : w * s]
 
-    def _tiled(self, chw: np.ndarray) -> np.ndarray:
+    def _tiled(self, chw: np.ndarray, tile: int) -> np.ndarray:
         """Overlapping tiles; each keeps only its centre so seams never show the model's border effects."""
         c, h, w = chw.shape
-        s, t, o = self.scale, self.tile, self.overlap
+        s, t, o = self.scale, tile, self.overlap
         out = np.empty((c, h * s, w * s), np.float32)
         for y0 in range(0, h, t):
             for x0 in range(0, w, t):

@@ -80,6 +80,11 @@ class Backend:
     def input_metadata(self) -> InputMetadata:
         return self.input_metadata_impl()
 
+    def input_limits(self) -> "Optional[Tuple[Tuple[int, int], Tuple[int, int]]]":
+        """((min_h, min_w), (max_h, max_w)) of the inputs an active backend accepts, None when any size
+        runs. TensorRT returns its engine profile; the pipeline tiles frames to it (backends/profile.py)."""
+        return None
+
     def __enter__(self) -> "Backend":
         return self.activate()
 
