@@ -13,6 +13,7 @@ examples:
   python -m kdedge.camera                                     # default bundle, test pattern, display or null
   python -m kdedge.camera --input csi://0 --output display://0 --overlay
   python -m kdedge.camera --input v4l2:///dev/video0 --output out.mp4 --reconnect
+  python -m kdedge.camera --input rtsp://cam:8554/live --input-codec h265 --input-latency 50
   python -m kdedge.camera --model bundle/ --input clip.mp4 --output sr.avi --stats-json stats.json
   python -m kdedge.camera --input test://?size=960x540 --frames 300 --output null:// --backend ort-cpu
   python -m kdedge.camera --model fast --input v4l2:///dev/video0   # the shipped speed-first student
@@ -31,6 +32,7 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default_x2"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kdedge.runtime import io
     from kdedge.runtime.backends import BACKENDS, PRECISIONS
 
     parser.add_argument("--model", metavar="BUNDLE", default=None,
@@ -65,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-height", type=int, default=None, help="camera mode height (csi, v4l2)")
     parser.add_argument("--input-rate", type=float, default=None, help="camera frame rate (csi, v4l2)")
     parser.add_argument("--input-loop", type=int, default=0, help="replay a file N times (-1: forever)")
+    parser.add_argument("--input-codec", default="auto", choices=io.INPUT_CODECS,
+                        help="rtsp: the stream's codec (auto = h264); v4l2: the camera format to ask for "
+                             "(auto: the best mode, MJPG when it is faster; raw = uncompressed YUYV)")
+    parser.add_argument("--input-latency", type=int, default=io.DEFAULT_LATENCY_MS, metavar="MS",
+                        help="rtsp jitter buffer in ms (default %d, as jetson-utils)" % io.DEFAULT_LATENCY_MS)
     parser.add_argument("--output-codec", default=None, help="fourcc for a video output (default by extension)")
     parser.add_argument("--output-fps", type=float, default=None, help="frame rate written into a video output")
     parser.add_argument("--quiet", action="store_true", help="no console status lines")
@@ -96,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
             raise KdedgeError("--%s must be at least 1, got %d" % (name, value))
     if args.tile < 0:
         raise KdedgeError("--tile must be 0 or positive, got %d" % args.tile)
+    if args.input_latency < 0:
+        raise KdedgeError("--input-latency must be 0 or more milliseconds, got %d" % args.input_latency)
     src_opts = io.VideoOptions(width=args.input_width, height=args.input_height, rate=args.input_rate,
-                               loop=args.input_loop)
+                               loop=args.input_loop, codec=None if args.input_codec == "auto" else args.input_codec,
+                               latency_ms=args.input_latency)
     sink_opts = None
     if args.output_codec or args.output_fps:
         sink_opts = io.VideoOptions(codec=args.output_codec, fps=args.output_fps or 30.0)

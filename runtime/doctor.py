@@ -18,12 +18,63 @@ from typing import Any, Dict, List, Optional
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 TEGRA_RELEASE = "/etc/nv_tegra_release"
-# L4T major -> JetPack major (NVIDIA's release tables): R32 = JetPack 4, R35 = JetPack 5, R36 = JetPack 6
-JETPACK = {32: "4", 34: "5 (developer preview)", 35: "5", 36: "6"}
+# L4T major -> JetPack major (NVIDIA's release tables): R32 = JetPack 4, R35 = JetPack 5, R36 = JetPack 6,
+# R38 = JetPack 7 (Jetson Linux 38.2 = JetPack 7.0, Ubuntu 24.04). A newer L4T is reported as newer than
+# this table rather than guessed.
+JETPACK = {32: "4", 34: "5 (developer preview)", 35: "5", 36: "6", 38: "7"}
+SUPPORTED_JETPACK = ("5", "6", "7")
 JP_TRT_FIX = {
     "5": "JetPack 5 ships TensorRT 8.5 for Python 3.8: `sudo apt install python3-libnvinfer`; make your venv with --system-site-packages",
     "6": "JetPack 6 ships TensorRT 8.6/10.x for Python 3.10: `sudo apt install python3-libnvinfer`; make your venv with --system-site-packages",
+    "7": "JetPack 7 ships TensorRT for its Python (Ubuntu 24.04): `sudo apt install python3-libnvinfer`; make your venv with "
+         "--system-site-packages. TensorRT 11 runs on a Jetson only from JetPack 7.2.2 (TensorRT 11.4.1, AGX Orin and Thor)",
 }
+TRT11_MIN_JETPACK = "7.2.2"  # NVIDIA's TensorRT 11.4.1 Jetson migration page; 11.0-11.3 support no JetPack
+
+
+def jetpack_for_l4t(major: int) -> str:
+    """JetPack major for an L4T major release, from the table above (tested)."""
+    if major in JETPACK:
+        return JETPACK[major]
+    if major > max(JETPACK):
+        return "newer than kdedge's table (L4T R%d)" % major
+    return "unknown"
+
+
+def trt_jetpack_problem(trt_version: str, jetpack: Optional[str]) -> Optional[str]:
+    """Why this TensorRT cannot be right for this JetPack, or None (pure, tested)."""
+    m = re.match(r"(\d+)\.", trt_version or "")
+    if not m or not jetpack:
+        return None
+    major = int(m.group(1))
+    if major >= 11 and jetpack.split(" ")[0] in ("4", "5", "6"):
+        return ("TensorRT %s on JetPack %s: TensorRT 11 runs on a Jetson only from JetPack %s (TensorRT 11.4.1); "
+                "keep JetPack's own TensorRT 10.x/8.x" % (trt_version, jetpack, TRT11_MIN_JETPACK))
+    return None
+
+
+def opencv_origin(cv2_dir: str, pip_dists: List[str]) -> str:
+    """'pip' when a pip wheel provides cv2 (a dist-info of opencv-python* exists, or cv2 sits under
+    /usr/local, where `sudo pip` installs on Debian/Ubuntu, or in a site-packages folder), else 'system'."""
+    if any(d.lower().replace("_", "-").startswith("opencv-") for d in pip_dists):
+        return "pip"
+    d = cv2_dir.replace("\\", "/")
+    if d.startswith("/usr/local/") or "site-packages" in d:
+        return "pip"
+    return "system"
+
+
+def _opencv_dists() -> List[str]:
+    try:
+        from importlib import metadata
+    except ImportError:  # Python < 3.8
+        return []
+    names = []
+    for dist in metadata.distributions():
+        name = (dist.metadata.get("Name") or "")
+        if name.lower().startswith("opencv"):
+            names.append(name)
+    return names
 
 
 def _check(name: str, status: str, detail: str, fix: Optional[str] = None) -> Dict[str, Any]:
@@ -36,7 +87,7 @@ def parse_tegra_release(text: str) -> Optional[Dict[str, str]]:
     if not m:
         return None
     major = int(m.group(1))
-    return {"l4t": "%d.%s" % (major, m.group(2)), "jetpack": JETPACK.get(major, "unknown")}
+    return {"l4t": "%d.%s" % (major, m.group(2)), "jetpack": jetpack_for_l4t(major)}
 
 
 def check_jetson(release_file: str = TEGRA_RELEASE) -> Dict[str, Any]:
@@ -50,9 +101,9 @@ def check_jetson(release_file: str = TEGRA_RELEASE) -> Dict[str, Any]:
     if os.path.isfile("/proc/device-tree/model"):
         with open("/proc/device-tree/model", "r", errors="replace") as f:
             model = f.read().strip("\x00\n ") + ", "
-    status = OK if info["jetpack"] in ("5", "6") else WARN
+    status = OK if info["jetpack"] in SUPPORTED_JETPACK else WARN
     return _check("jetson", status, "%sL4T %s = JetPack %s" % (model, info["l4t"], info["jetpack"]),
-                  None if status == OK else "kdedge targets JetPack 5 (Python 3.8) and JetPack 6 (Python 3.10)")
+                  None if status == OK else "kdedge targets JetPack 5 (Python 3.8), 6 (Python 3.10) and 7")
 
 
 def check_cuda() -> Dict[str, Any]:
@@ -78,6 +129,9 @@ def check_tensorrt(on_jetson: bool, jetpack: Optional[str]) -> List[Dict[str, An
         missing = [n for n in names if ctx is not None and not hasattr(ctx, n)]
         out.append(_check("tensorrt", OK if not missing else FAIL, "TensorRT %s%s" % (ver, "" if not missing else "; lacks " + ", ".join(missing)),
                           None if not missing else "kdedge needs TensorRT >= 8.5 (JetPack 5.1 or later)"))
+        problem = trt_jetpack_problem(ver, jetpack) if on_jetson else None
+        if problem:
+            out.append(_check("tensorrt-jetpack", FAIL, problem, JP_TRT_FIX.get("7")))
     except ImportError as exc:
         out.append(_check("tensorrt", bad, "not importable (%s)" % exc, fix))
     try:
@@ -105,16 +159,17 @@ def check_opencv(on_jetson: bool) -> List[Dict[str, Any]]:
         import cv2
     except ImportError as exc:
         return [_check("opencv", FAIL, "not importable (%s)" % exc,
-                       "on a Jetson use JetPack's OpenCV (`sudo apt install python3-opencv`, venv with --system-site-packages); "
-                       "elsewhere pip install opencv-python-headless")]
+                       "on a Jetson use JetPack's OpenCV (`sudo apt install nvidia-opencv`, venv with --system-site-packages; "
+                       "Ubuntu's python3-opencv is a different build); elsewhere pip install opencv-python-headless")]
     from kdedge.runtime import io
 
     info = io.cv2_build_info()
     where = os.path.dirname(cv2.__file__)
-    pip_build = "site-packages" in where and "dist-packages" not in where
+    pip_build = opencv_origin(where, _opencv_dists()) == "pip"
     out = [_check("opencv", OK, "OpenCV %s at %s (FFMPEG %s, GUI %s)" % (cv2.__version__, where, info.get("FFMPEG", "?"), info.get("GUI", "?")))]
     if io.gstreamer_available():
-        out.append(_check("gstreamer", OK, "OpenCV has GStreamer: csi:// and low-latency rtsp:// work"))
+        out.append(_check("gstreamer", OK, "OpenCV has GStreamer: csi:// and rtsp:// use GStreamer pipelines "
+                                          "(nvv4l2decoder on a Jetson); USB cameras use V4L2"))
     else:
         out.append(_check("gstreamer", FAIL if on_jetson else WARN,
                           "OpenCV has no GStreamer%s: csi:// cannot open" % (" (a pip wheel)" if pip_build else ""), io.GST_FIX))

@@ -19,7 +19,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -31,6 +31,11 @@ SINK_SCHEMES = ("display", "file", "null")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".flv", ".wmv")
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+DEFAULT_LATENCY_MS = 10  # jetson-utils videoOptions: latency = 10 (rtspsrc jitter buffer, ms)
+# --input-codec values. Streams (rtsp): the codec of the RTP payload. USB cameras: the format asked
+# for (mjpeg, raw = uncompressed YUYV, h264/h265 for cameras that encode). "auto": rtsp assumes
+# h264 (jetson-utils discovers it; OpenCV cannot), a camera picks its best mode (choose_v4l2_mode).
+INPUT_CODECS = ("auto", "h264", "h265", "vp8", "vp9", "mpeg4", "mjpeg", "raw")
 
 USAGE = """input URIs:  csi://0  v4l2:///dev/video0  rtsp://host:8554/stream  clip.mp4  frames/  photo.png
              test://  test://?size=960x540&fps=30&frames=300   (fps=0: as fast as possible)
@@ -119,15 +124,17 @@ def _size(value: Optional[str], what: str) -> Optional[Tuple[int, int]]:
 
 
 class VideoOptions:
-    """Options shared by sources and sinks (jetson-utils videoOptions): size, rate, loop, codec.
+    """Options shared by sources and sinks (jetson-utils videoOptions): size, rate, loop, codec, latency.
 
     width/height/rate ask a camera for a mode (it may pick the nearest); `loop` replays a file
-    source (0 = once, -1 = forever); `codec` overrides the fourcc of a video sink; `fps` is the frame
-    rate written into a video sink when the source does not know its own.
+    source (0 = once, -1 = forever); `codec` is, for a video sink, the fourcc it writes and, for a
+    source, the stream's codec (`--input-codec`: rtsp streams, and the format a USB camera is asked
+    for; None = auto); `fps` is the frame rate written into a video sink when the source does not know
+    its own; `latency_ms` is rtspsrc's jitter buffer (`--input-latency`, jetson-utils' default 10).
     """
 
     def __init__(self, width: Optional[int] = None, height: Optional[int] = None, rate: Optional[float] = None,
-                 loop: int = 0, codec: Optional[str] = None, fps: float = 30.0, latency_ms: int = 0):
+                 loop: int = 0, codec: Optional[str] = None, fps: float = 30.0, latency_ms: int = DEFAULT_LATENCY_MS):
         self.width, self.height, self.rate = width, height, rate
         self.loop, self.codec, self.fps, self.latency_ms = loop, codec, fps, latency_ms
 
@@ -252,17 +259,22 @@ class CvCaptureSource(Source):
             cap = cv2.VideoCapture(csi_pipeline(int(uri.location or 0), opt), cv2.CAP_GSTREAMER)
         elif uri.scheme == "v4l2":
             self.live = True
-            cap = cv2.VideoCapture(uri.location, cv2.CAP_V4L2)
-            if opt.width and opt.height:
-                cap.set(cv2.CAP_PROP_FRAME_WIDTH, opt.width)
-                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, opt.height)
-            if opt.rate:
-                cap.set(cv2.CAP_PROP_FPS, opt.rate)
-            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep latency down where the driver honours it
+            mode = choose_v4l2_mode(list_v4l2_modes(uri.location), opt.width, opt.height, opt.rate,
+                                    input_codec(opt.codec, "v4l2"))
+            self.mode = mode
+            if mode is not None and mode.codec in ("h264", "h265"):  # OpenCV's V4L2 backend cannot decode these
+                if not gstreamer_available():
+                    raise KdedgeError("%s delivers %s, which needs OpenCV with GStreamer" % (uri.string, mode.codec),
+                                      fix=GST_FIX + "; or pass --input-codec mjpeg / raw")
+                cap = cv2.VideoCapture(v4l2_pipeline(uri.location, mode, is_jetson()), cv2.CAP_GSTREAMER)
+            else:
+                cap = cv2.VideoCapture(uri.location, cv2.CAP_V4L2)
+                for prop, value in v4l2_capture_settings(mode, opt):
+                    cap.set(getattr(cv2, prop), value if prop != "CAP_PROP_FOURCC" else cv2.VideoWriter_fourcc(*value))
         elif uri.scheme == "rtsp":
             self.live = True
             if gstreamer_available():
-                cap = cv2.VideoCapture(rtsp_pipeline(uri.location, opt), cv2.CAP_GSTREAMER)
+                cap = cv2.VideoCapture(rtsp_pipeline(uri.location, opt, is_jetson()), cv2.CAP_GSTREAMER)
             else:
                 cap = cv2.VideoCapture(uri.location, cv2.CAP_FFMPEG)
                 cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
@@ -356,9 +368,191 @@ def csi_pipeline(sensor: int, opt: VideoOptions) -> str:
             "appsink drop=1 max-buffers=1 sync=false" % (sensor, w, h, r))
 
 
-def rtsp_pipeline(url: str, opt: VideoOptions) -> str:
-    return ("rtspsrc location=%s latency=%d ! decodebin ! videoconvert ! video/x-raw,format=BGR ! "
-            "appsink drop=1 max-buffers=1 sync=false" % (url, opt.latency_ms))
+# codec -> (RTP depayloader, parser for software decoders, software decoder), as jetson-utils'
+# gstDecoder::buildLaunchStr and gst_select_decoder (CODEC_CPU) choose them.
+_RTP = {
+    "h264": ("rtph264depay", "h264parse", "avdec_h264"),
+    "h265": ("rtph265depay", "h265parse", "avdec_h265"),
+    "vp8": ("rtpvp8depay", "", "vp8dec"),
+    "vp9": ("rtpvp9depay", "", "vp9dec"),
+    "mpeg4": ("rtpmp4vdepay", "mpeg4videoparse", "avdec_mpeg4"),
+    "mjpeg": ("rtpjpegdepay", "", "jpegdec"),
+}
+_APPSINK = "appsink drop=1 max-buffers=1 sync=false"  # newest frame only: latency cannot build up
+_TO_BGR = "videoconvert ! video/x-raw,format=BGR ! " + _APPSINK
+# NVIDIA's V4L2 decoders output NVMM memory, which videoconvert cannot read: nvvidconv copies it out.
+_NVMM_TO_BGR = "video/x-raw(memory:NVMM) ! nvvidconv ! video/x-raw,format=BGRx ! " + _TO_BGR
+_RTSP_URL = re.compile(r"^rtsps?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
+
+
+def is_jetson() -> bool:
+    """A Jetson (L4T): NVIDIA's hardware decoders (nvv4l2decoder) and nvvidconv exist."""
+    return os.path.isfile("/etc/nv_tegra_release")
+
+
+def input_codec(codec: Optional[str], scheme: str) -> str:
+    """Normalise --input-codec for `scheme` ("rtsp" or "v4l2"); KdedgeError names the bad value."""
+    c = (codec or "auto").strip().lower()
+    c = {"mjpg": "mjpeg", "jpeg": "mjpeg", "hevc": "h265", "yuyv": "raw", "yuy2": "raw", "avc": "h264"}.get(c, c)
+    allowed = INPUT_CODECS if scheme == "v4l2" else tuple(k for k in INPUT_CODECS if k != "raw")
+    if c not in allowed:
+        raise KdedgeError("--input-codec %r is not supported for %s inputs" % (codec, scheme),
+                          fix="choose one of: " + ", ".join(allowed))
+    return c
+
+
+def check_rtsp_url(url: str) -> str:
+    """The URL, if it is a plain rtsp:// or rtsps:// URL; else KdedgeError. It is pasted into a
+    GStreamer launch string, where a space, quote or backslash could end the `location` value and add
+    elements (`rtsp://h/x ! fakesink`): only RFC 3986 URL characters pass (percent-encode the rest)."""
+    if not isinstance(url, str) or not _RTSP_URL.match(url) or len(url) > 2048:
+        raise KdedgeError("%r is not a valid rtsp:// URL" % (url,),
+                          fix="use rtsp://[user:password@]host[:port]/path with spaces and quotes percent-encoded (%20, %22)")
+    return url
+
+
+def rtsp_pipeline(url: str, opt: VideoOptions, jetson: bool = False) -> str:
+    """rtspsrc -> depayloader -> (parser) -> decoder -> BGR appsink, as jetson-utils' gstDecoder builds it.
+
+    On a Jetson the decoder is nvv4l2decoder (no parser, as jetson-utils) followed by nvvidconv out of
+    NVMM memory; elsewhere (desktop GStreamer) the parser and a software decoder (avdec_*). MJPEG is
+    decoded by jpegdec on both, as jetson-utils does. The URL is validated and quoted.
+    """
+    url = check_rtsp_url(url)
+    codec = input_codec(opt.codec, "rtsp")
+    codec = "h264" if codec == "auto" else codec
+    latency = int(opt.latency_ms if opt.latency_ms is not None else DEFAULT_LATENCY_MS)
+    if latency < 0:
+        raise KdedgeError("--input-latency must be 0 or more milliseconds, got %d" % latency)
+    depay, parser, soft = _RTP[codec]
+    head = 'rtspsrc location="%s" latency=%d ! queue ! %s ! ' % (url, latency, depay)
+    if jetson and codec != "mjpeg":
+        return head + "nvv4l2decoder name=decoder enable-max-performance=1 ! " + _NVMM_TO_BGR
+    return head + (parser + " ! " if parser else "") + soft + " ! " + _TO_BGR
+
+
+# -- USB (V4L2) cameras ----------------------------------------------------------------------------
+
+class V4l2Mode:
+    """One mode a V4L2 camera offers: codec ("mjpeg", "raw", "h264", ...), fourcc, size, frame rate."""
+
+    def __init__(self, fourcc: str, width: int, height: int, fps: float):
+        self.fourcc = fourcc
+        self.codec = _FOURCC_CODEC.get(fourcc, "raw" if fourcc in _RAW_FOURCC else fourcc.lower())
+        self.width, self.height, self.fps = int(width), int(height), float(fps)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, V4l2Mode) and (self.fourcc, self.width, self.height, self.fps) == (
+            other.fourcc, other.width, other.height, other.fps)
+
+    def __repr__(self) -> str:
+        return "V4l2Mode(%s %dx%d @ %g)" % (self.fourcc, self.width, self.height, self.fps)
+
+
+_FOURCC_CODEC = {"MJPG": "mjpeg", "JPEG": "mjpeg", "H264": "h264", "HEVC": "h265", "H265": "h265"}
+_RAW_FOURCC = {"YUYV": "YUY2", "UYVY": "UYVY", "NV12": "NV12", "YU12": "I420", "GREY": "GRAY8", "RGB3": "RGB", "BGR3": "BGR"}
+_DEFAULT_CAMERA = (1280, 720)  # jetson-utils' default camera size when none is asked for
+
+
+def parse_v4l2_formats(text: str) -> List[V4l2Mode]:
+    """Modes from `v4l2-ctl --list-formats-ext` output (discrete sizes and intervals)."""
+    modes = []  # type: List[V4l2Mode]
+    fourcc, size = None, None
+    for line in text.splitlines():
+        m = re.match(r"\s*\[\d+\]:\s*'(\w{3,4})'", line)
+        if m:
+            fourcc, size = m.group(1).strip(), None
+            continue
+        m = re.match(r"\s*Size:\s*Discrete\s+(\d+)x(\d+)", line)
+        if m:
+            size = (int(m.group(1)), int(m.group(2)))
+            continue
+        m = re.match(r"\s*Interval:\s*Discrete\s+[\d.]+s\s*\(([\d.]+)\s*fps\)", line)
+        if m and fourcc and size:
+            modes.append(V4l2Mode(fourcc, size[0], size[1], float(m.group(1))))
+    return modes
+
+
+def list_v4l2_modes(device: str) -> List[V4l2Mode]:
+    """The camera's modes through `v4l2-ctl` (package v4l-utils); [] when it is missing or fails."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("v4l2-ctl")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run([exe, "-d", device, "--list-formats-ext"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_v4l2_formats(out.stdout.decode("utf-8", "replace"))
+
+
+def choose_v4l2_mode(modes: List[V4l2Mode], width: Optional[int], height: Optional[int], rate: Optional[float],
+                     codec: str = "auto") -> Optional[V4l2Mode]:
+    """jetson-utils' gstCamera::matchCaps: the mode closest to the asked size, then the highest frame
+    rate (at most `rate` when given), MJPEG losing exact ties to uncompressed. So a USB 2 camera whose
+    YUYV 1080p runs at 5 FPS and MJPG 1080p at 30 gets MJPG. `codec` other than auto keeps only that
+    codec (--input-codec mjpeg / raw); None when no mode is known (v4l2-ctl missing) or none fits."""
+    want_w, want_h = (width, height) if width and height else _DEFAULT_CAMERA
+    best = None  # type: Optional[V4l2Mode]
+    best_key = (0, 0.0)
+    for m in modes:
+        if codec != "auto" and m.codec != codec:
+            continue
+        fps = min(m.fps, rate) if rate else m.fps  # faster than asked is worth no more than asked
+        diff = abs(want_w - m.width) + abs(want_h - m.height)
+        if best is None or diff < best_key[0] or (diff == best_key[0] and (
+                fps > best_key[1] or (fps == best_key[1] and best.codec == "mjpeg" and m.codec != "mjpeg"))):
+            best, best_key = V4l2Mode(m.fourcc, m.width, m.height, fps), (diff, fps)
+    return best
+
+
+def v4l2_capture_settings(mode: Optional[V4l2Mode], opt: VideoOptions) -> List[Tuple[str, Any]]:
+    """cv2.VideoCapture(device, CAP_V4L2) properties, in the order they must be set (the format
+    first: it decides which sizes the driver accepts). Without a known mode (v4l2-ctl missing),
+    auto still asks for MJPG: the driver keeps its default format if the camera has none."""
+    props = []  # type: List[Tuple[str, Any]]
+    codec = input_codec(opt.codec, "v4l2")
+    if mode is not None:
+        props.append(("CAP_PROP_FOURCC", mode.fourcc))
+        props += [("CAP_PROP_FRAME_WIDTH", mode.width), ("CAP_PROP_FRAME_HEIGHT", mode.height),
+                  ("CAP_PROP_FPS", mode.fps)]
+    else:
+        if codec in ("auto", "mjpeg"):
+            props.append(("CAP_PROP_FOURCC", "MJPG"))
+        elif codec == "raw":
+            props.append(("CAP_PROP_FOURCC", "YUYV"))
+        if opt.width and opt.height:
+            props += [("CAP_PROP_FRAME_WIDTH", opt.width), ("CAP_PROP_FRAME_HEIGHT", opt.height)]
+        if opt.rate:
+            props.append(("CAP_PROP_FPS", opt.rate))
+    props.append(("CAP_PROP_BUFFERSIZE", 1))  # keep latency down where the driver honours it
+    return props
+
+
+def v4l2_pipeline(device: str, mode: V4l2Mode, jetson: bool = False) -> str:
+    """v4l2src -> caps of the chosen mode -> decoder -> BGR appsink, as jetson-utils' gstCamera builds it
+    (jpegdec for MJPEG; nvv4l2decoder + nvvidconv for H.264/H.265 on a Jetson, avdec elsewhere)."""
+    if not re.match(r"^/dev/[A-Za-z0-9_./-]+$", device):
+        raise KdedgeError("%r is not a V4L2 device path" % (device,), fix="use v4l2:///dev/videoN")
+    rate = int(round(mode.fps))
+    head = "v4l2src device=%s do-timestamp=true ! " % device
+    if mode.codec == "raw":
+        fmt = _RAW_FOURCC.get(mode.fourcc, mode.fourcc)
+        return head + "video/x-raw, format=(string)%s, width=(int)%d, height=(int)%d, framerate=%d/1 ! %s" % (
+            fmt, mode.width, mode.height, rate, _TO_BGR)
+    if mode.codec not in ("mjpeg", "h264", "h265"):
+        raise KdedgeError("camera format %s is not supported" % mode.fourcc, fix="pass --input-codec mjpeg or raw")
+    caps = {"mjpeg": "image/jpeg", "h264": "video/x-h264", "h265": "video/x-h265"}[mode.codec]
+    head += "%s, width=(int)%d, height=(int)%d, framerate=%d/1 ! " % (caps, mode.width, mode.height, rate)
+    if mode.codec == "mjpeg":
+        return head + "jpegdec ! video/x-raw ! " + _TO_BGR
+    if jetson:
+        return head + "nvv4l2decoder name=decoder enable-max-performance=1 ! " + _NVMM_TO_BGR
+    _, parser, soft = _RTP[mode.codec]
+    return head + "%s ! %s ! video/x-raw ! %s" % (parser, soft, _TO_BGR)
 
 
 def open_source(uri, options: Optional[VideoOptions] = None) -> Source:
@@ -414,32 +608,77 @@ class NullSink(Sink):
 
 
 class DisplaySink(Sink):
-    """cv2.imshow in a window; `q` or Esc ends the stream."""
+    """cv2.imshow in a window; `q` or Esc ends the stream.
+
+    OpenCV's HighGUI (GTK, Qt) must be driven from one thread: `imshow`, `waitKey` and
+    `destroyWindow` from different threads hang or crash some builds. The pipeline writes from its
+    writer thread and closes the sink from another, so the sink owns a GUI thread that makes every
+    HighGUI call; `write` only hands it the newest frame (a display never queues old frames).
+    """
 
     def open(self) -> "DisplaySink":
+        import threading
+
         if not display_available():
             raise KdedgeError("%s: no display (OpenCV GUI: %s, DISPLAY=%r)"
                               % (self.uri.string, cv2_build_info().get("GUI", "?"), os.environ.get("DISPLAY")),
                               fix="use --output null:// or a file, or run on the Jetson's desktop with JetPack's OpenCV")
         self.window = "kdedge %s" % self.uri.location
+        self._cond = threading.Condition()
+        self._frame = None  # type: Optional[np.ndarray]
+        self._closing = False
+        self._error = None  # type: Optional[BaseException]
+        self.gui_thread = threading.Thread(target=self._gui, name="kdedge-display", daemon=True)
+        self.gui_thread.start()
         return self
 
-    def write(self, frame: np.ndarray) -> None:
+    def _gui(self) -> None:
         import cv2
 
-        cv2.imshow(self.window, frame)
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), 27):
+        shown = False
+        try:
+            while True:
+                with self._cond:
+                    if self._frame is None and not self._closing:
+                        self._cond.wait(0.02)
+                    frame, self._frame = self._frame, None
+                    closing = self._closing
+                if frame is not None:
+                    cv2.imshow(self.window, frame)
+                    shown = True
+                if shown:
+                    key = cv2.waitKey(1) & 0xFF  # also keeps the window responsive between frames
+                    if key in (ord("q"), 27):
+                        self.streaming = False
+                if closing:
+                    break
+        except BaseException as exc:  # reported by the next write()
+            self._error = exc
             self.streaming = False
+        finally:
+            if shown:
+                try:
+                    cv2.destroyWindow(self.window)
+                    cv2.waitKey(1)  # lets the GUI backend process the destroy
+                except cv2.error:
+                    pass
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise KdedgeError("display %s failed: %s" % (self.uri.string, self._error))
+        with self._cond:
+            self._frame = frame
+            self._cond.notify_all()
         self.frames_written += 1
 
     def close(self) -> None:
-        import cv2
-
-        try:
-            cv2.destroyWindow(self.window)
-        except cv2.error:
-            pass
+        thread = getattr(self, "gui_thread", None)
+        if thread is None:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        thread.join(timeout=5.0)
 
 
 class VideoFileSink(Sink):

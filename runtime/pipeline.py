@@ -38,6 +38,7 @@ import numpy as np
 from kdedge.errors import KdedgeError
 from kdedge.runtime import colour, io
 from kdedge.runtime.backends import describe_choice
+from kdedge.runtime.backends.profile import choose_tile
 from kdedge.runtime.bundle import atomic_write_bytes
 
 _END = object()
@@ -63,6 +64,9 @@ class SRProcessor:
         self.frame_graph = bool(getattr(backend, "frame_graph", False))
         if self.frame_graph and self.tile:
             raise KdedgeError("the whole-frame graph cannot run tiles", fix="use --frame-graph off with --tile")
+        # input sizes the (activated) backend accepts: a TensorRT engine's profile, None for no limit
+        limits = getattr(backend, "input_limits", None)
+        self.limits = limits() if callable(limits) else None
 
     def prepare(self, frame: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray], Tuple[int, int]]:
         if frame.ndim == 2:
@@ -78,16 +82,18 @@ class SRProcessor:
         return rgb, None, frame.shape[:2]
 
     def infer(self, chw: np.ndarray) -> np.ndarray:
-        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`; with the
-        whole-frame graph (1, H, W, 3) uint8 BGR -> (sH, sW, 3) uint8 BGR."""
+        """(C, H, W) float32 in [0,1] -> (C, sH, sW), tiled when the frame exceeds `tile`, or tiled
+        to the backend's input limits (a TensorRT profile) when the whole frame does not fit them; with
+        the whole-frame graph (1, H, W, 3) uint8 BGR -> (sH, sW, 3) uint8 BGR."""
         self.model_time = 0.0
         if self.frame_graph:
             out = self.backend.infer({"frame": chw}, check_inputs=False)["frame_sr"]
             self.model_time = self.backend.inference_time or 0.0
             return out[0]
         c, h, w = chw.shape
-        if self.tile and (h > self.tile or w > self.tile):
-            return self._tiled(chw)
+        tile = choose_tile(h, w, self.tile, self.overlap, self.multiple, self.limits)
+        if tile and (h > tile or w > tile):
+            return self._tiled(chw, tile)
         return self._run(chw)
 
     def _run(self, chw: np.ndarray) -> np.ndarray:
@@ -102,10 +108,10 @@ class SRProcessor:
         s = self.scale
         return out[0, :, : h * s, : w * s]
 
-    def _tiled(self, chw: np.ndarray) -> np.ndarray:
+    def _tiled(self, chw: np.ndarray, tile: int) -> np.ndarray:
         """Overlapping tiles; each keeps only its centre so seams never show the model's border effects."""
         c, h, w = chw.shape
-        s, t, o = self.scale, self.tile, self.overlap
+        s, t, o = self.scale, tile, self.overlap
         out = np.empty((c, h * s, w * s), np.float32)
         for y0 in range(0, h, t):
             for x0 in range(0, w, t):

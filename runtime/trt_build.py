@@ -1,43 +1,42 @@
 """Build a TensorRT engine from a kdedge bundle, on the device that will run it (torch-free, Python 3.8+).
 
 NOT EXECUTED HERE. The machines kdedge is developed and tested on have no GPU and no TensorRT
-library. Every TensorRT call below is written against the documented Python API of each version it
-claims, and tests/test_trt_symbols.py checks each `trt.` name and attribute used in a version branch
-against the names extracted from that version's bindings wheel (scripts/extract_trt_symbols.py):
-TensorRT 8.6 (standing in for 8.5, JetPack 5.1: no 8.5 wheel exists), 10.3 (JetPack 6.1+) and 11.4.
-That proves names exist, not that the build works: the first real run is on a Jetson.
+library. Every TensorRT call below is written against the Python API of each version it claims, and
+tests/test_trt_symbols.py checks every `Class.member` it reaches (following the object types:
+builder -> network -> tensor, config, profile, timing cache, ...) against the pybind11
+registrations of TensorRT's own sources (scripts/extract_trt_symbols.py): release/8.6 (standing in
+for 8.5, JetPack 5.1), release/10.3 (JetPack 6.1/6.2) and main (11.1), plus the exact names of the
+11.4 bindings wheel. That proves the API names exist per version, not that the build works:
+tests/test_trt_build.py::test_real_engine_build builds and runs a tiny engine where TensorRT and a GPU
+exist, and has never run on the development machines.
 
-What is built, per TensorRT major version and precision:
+What is built, per TensorRT major version and precision (INT8 is always explicit Q/DQ, DESIGN.md;
+TensorRT's implicit calibration, deprecated in 10.1 and removed in 11, is not offered):
 
 | precision | 8.5 / 8.6                         | 10.x                               | 11.x                          |
 |-----------|-----------------------------------|------------------------------------|-------------------------------|
 | int8      | model.int8.onnx (Q/DQ), INT8 flag | model.int8.onnx, STRONGLY_TYPED    | model.int8.onnx (always typed)|
 | fp16      | model.onnx, FP16 flag             | model.fp16.onnx typed, else FP16 flag on model.onnx | model.fp16.onnx       |
 | fp32      | model.onnx                        | model.onnx, STRONGLY_TYPED         | model.onnx                    |
-| int8 implicit (optional, `calibrator=`) | model.onnx + IInt8EntropyCalibrator2 | not offered (deprecated 10.1) | removed in 11 |
 
-Explicit quantization (the Q/DQ file) is the path that works on every version; the implicit
-calibrator exists for TensorRT 8.x users who want TensorRT's own entropy calibration. Its batch
-stream (`CalibrationBatches`) and cache (`CalibrationCache`) are plain Python + numpy and are tested
-here; only the thin `make_entropy_calibrator` subclass and its pycuda device copy are not.
-
-Every engine gets one optimisation profile from the manifest's min/opt/max shapes, a timing cache
-(bundle/engines/timing.cache, reused across builds on the same device), and a file name carrying the
-device and TensorRT version (`Bundle.engine_path`); it is written to a temp file and renamed.
+Every engine gets one optimisation profile from the manifest's min/opt/max shapes (the runtime tiles
+frames to it, runtime/backends/profile.py), a timing cache named per device and TensorRT version
+(bundle/engines/timing.<device>.trt<major.minor>.cache; one that TensorRT rejects is replaced by an
+empty one), and the file name `Bundle.engine_path` gives it:
+bundle/engines/model.<precision>.<device>.trt<major.minor>.engine, where <device> is the Jetson model
+from /proc/device-tree/model made file-name safe (e.g. nvidia-jetson-orin-nano-developer-kit), or
+$KDEDGE_DEVICE. It is written to a temp file and renamed.
 """
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Sequence
-
-import numpy as np
+from typing import Any, Callable, Optional, Sequence
 
 from kdedge.errors import KdedgeError
 from kdedge.runtime.bundle import Bundle, atomic_write_bytes, load_bundle
 
-TIMING_CACHE = "timing.cache"
 DEFAULT_WORKSPACE_MB = 1024
 
 
@@ -73,138 +72,61 @@ def device_slug(default: str = "gpu") -> str:
     return default
 
 
-def plan_build(major: int, precision: str, bundle: Bundle, implicit_calibration: bool = False) -> dict:
+def plan_build(major: int, precision: str, bundle: Bundle) -> dict:
     """Pure decision table (tested here): which ONNX file, whether strongly typed, which builder flags."""
     has = bundle.precisions
     if precision not in ("int8", "fp16", "fp32"):
         raise KdedgeError("no TensorRT build for precision %r" % precision, fix="choose int8, fp16 or fp32")
-    if implicit_calibration:
-        if precision != "int8" or major >= 10:
-            raise KdedgeError("implicit INT8 calibration is offered for TensorRT 8.x only (deprecated in 10.1, removed in 11)",
-                              fix="use the bundle's explicit Q/DQ model (the default)")
-        return {"file_precision": "fp32", "strongly_typed": False, "flags": ["INT8"], "calibrator": True}
     if precision == "int8":
         if "int8" not in has:
             raise KdedgeError("bundle %s has no int8 model" % bundle.path, fix="re-export with --int8")
         if major >= 10:
-            return {"file_precision": "int8", "strongly_typed": True, "flags": [], "calibrator": False}
-        return {"file_precision": "int8", "strongly_typed": False, "flags": ["INT8"], "calibrator": False}
+            return {"file_precision": "int8", "strongly_typed": True, "flags": []}
+        return {"file_precision": "int8", "strongly_typed": False, "flags": ["INT8"]}
     if precision == "fp16":
         if major >= 10 and "fp16" in has:
-            return {"file_precision": "fp16", "strongly_typed": True, "flags": [], "calibrator": False}
+            return {"file_precision": "fp16", "strongly_typed": True, "flags": []}
         if major >= 11:
             raise KdedgeError("TensorRT 11 builds FP16 only from an FP16 ONNX file, and bundle %s has none" % bundle.path,
                               fix="re-export with --fp16")
-        return {"file_precision": "fp32", "strongly_typed": False, "flags": ["FP16"], "calibrator": False}
-    return {"file_precision": "fp32", "strongly_typed": major >= 10, "flags": [], "calibrator": False}
+        return {"file_precision": "fp32", "strongly_typed": False, "flags": ["FP16"]}
+    return {"file_precision": "fp32", "strongly_typed": major >= 10, "flags": []}
 
 
 # ---------------------------------------------------------------------------------------------
-# implicit calibration (TensorRT 8.x only): plain-Python parts, tested without TensorRT
+# timing cache (decision logic split from the TensorRT calls, tested without TensorRT)
 
 
-class CalibrationBatches:
-    """Fixed-shape float32 NCHW batches from images (numpy arrays C x H x W or 1 x C x H x W in [0, 1]).
-
-    TensorRT's implicit calibration runs at one shape (the calibration profile), so every image is
-    centre-cropped (or edge-padded) to `hw` and grouped in `batch_size`; a last partial batch is
-    dropped, as TensorRT expects full batches.
-    """
-
-    def __init__(self, images: Iterable[np.ndarray], batch_size: int = 1, hw: Sequence[int] = (128, 128)):
-        self.batch_size = int(batch_size)
-        self.hw = (int(hw[0]), int(hw[1]))
-        self._images = [self._fit(np.asarray(im, dtype=np.float32)) for im in images]
-        self._pos = 0
-        if len(self._images) < self.batch_size:
-            raise KdedgeError("calibration needs at least %d images, got %d" % (self.batch_size, len(self._images)))
-
-    def _fit(self, im: np.ndarray) -> np.ndarray:
-        if im.ndim == 4:
-            im = im[0]
-        if im.ndim != 3:
-            raise KdedgeError("calibration images must be C x H x W arrays, got shape %s" % (im.shape,))
-        h, w = self.hw
-        ph, pw = max(0, h - im.shape[1]), max(0, w - im.shape[2])
-        if ph or pw:
-            im = np.pad(im, ((0, 0), (0, ph), (0, pw)), mode="edge")
-        top, left = (im.shape[1] - h) // 2, (im.shape[2] - w) // 2
-        return np.ascontiguousarray(im[:, top: top + h, left: left + w])
-
-    @property
-    def shape(self) -> List[int]:
-        c = self._images[0].shape[0]
-        return [self.batch_size, c, self.hw[0], self.hw[1]]
-
-    def __len__(self) -> int:
-        return len(self._images) // self.batch_size
-
-    def reset(self) -> None:
-        self._pos = 0
-
-    def next_batch(self) -> Optional[np.ndarray]:
-        """The next full batch, or None when exhausted (TensorRT's signal that calibration is done)."""
-        if self._pos + self.batch_size > len(self._images):
-            return None
-        batch = np.stack(self._images[self._pos: self._pos + self.batch_size])
-        self._pos += self.batch_size
-        return np.ascontiguousarray(batch, dtype=np.float32)
+def timing_cache_path(engines_dir, slug: str, version: str) -> Path:
+    """bundle/engines/timing.<device>.trt<major.minor>.cache: tactic timings are only valid for the
+    GPU and the TensorRT version that measured them, like the engines beside them."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", slug).strip("-") or "gpu"
+    return Path(engines_dir) / ("timing.%s.trt%s.cache" % (safe, short_version(version)))
 
 
-class CalibrationCache:
-    """TensorRT's calibration cache file: read if present (skips calibration), written atomically."""
+def read_timing_cache(path: Path) -> bytes:
+    """The cache file's bytes, or b"" when it is missing or cannot be read (then the build starts empty)."""
+    try:
+        return path.read_bytes() if path.is_file() else b""
+    except OSError:
+        return b""
 
-    def __init__(self, path):
-        self.path = Path(path)
 
-    def read(self) -> Optional[bytes]:
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            return self.path.read_bytes()
+def load_timing_cache(config: "trt.IBuilderConfig", data: bytes, log: Callable[[str], None] = print):
+    """Attach a timing cache made from `data` to `config`; start empty when TensorRT rejects `data`
+    (create_timing_cache returns None, or set_timing_cache False: another device or version, a
+    truncated file). Returns the cache attached, or None when not even an empty one could be made
+    (the build then runs without a timing cache)."""
+    cache = config.create_timing_cache(data) if data else None
+    if cache is not None and config.set_timing_cache(cache, False):
+        return cache
+    if data:
+        log("the timing cache was not accepted by this TensorRT (other device or version, or damaged): starting empty")
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        log("TensorRT could not create an empty timing cache: building without one")
         return None
-
-    def write(self, data) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.path, bytes(data))
-
-
-def make_entropy_calibrator(trt: Any, batches: CalibrationBatches, cache: CalibrationCache,
-                            to_device: Optional[Callable[[np.ndarray], int]] = None):
-    """An IInt8EntropyCalibrator2 (TensorRT 8.x) over `batches`; `to_device(array) -> device pointer`.
-
-    Without `to_device`, pycuda copies each batch into one reused device buffer. Not executed here.
-    """
-    if to_device is None:
-        import pycuda.autoinit  # noqa: F401  (creates the CUDA context)
-        import pycuda.driver as cuda
-
-        buf = {"mem": None}
-
-        def to_device(batch: np.ndarray) -> int:
-            if buf["mem"] is None:
-                buf["mem"] = cuda.mem_alloc(batch.nbytes)
-            cuda.memcpy_htod(buf["mem"], batch)
-            return int(buf["mem"])
-
-    class _EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            trt.IInt8EntropyCalibrator2.__init__(self)
-
-        def get_batch_size(self):
-            return batches.batch_size
-
-        def get_batch(self, names):
-            batch = batches.next_batch()
-            if batch is None:
-                return None
-            return [to_device(batch)]
-
-        def read_calibration_cache(self):
-            return cache.read()
-
-        def write_calibration_cache(self, data):
-            cache.write(data)
-
-    return _EntropyCalibrator()
+    return cache
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +144,7 @@ def _network_flags(trt: Any, major: int, strongly_typed: bool) -> int:
     return flags
 
 
-def _set_precision_flags(trt: Any, major: int, config: Any, flags: Sequence[str]) -> None:
+def _set_precision_flags(trt: Any, major: int, config: "trt.IBuilderConfig", flags: Sequence[str]) -> None:
     if major >= 11:
         if flags:
             raise KdedgeError("TensorRT 11 has no precision builder flags (asked for %s)" % list(flags))
@@ -234,24 +156,12 @@ def _set_precision_flags(trt: Any, major: int, config: Any, flags: Sequence[str]
                 config.set_flag(trt.BuilderFlag.FP16)
 
 
-def _load_timing_cache(config: Any, path: Path):
-    data = path.read_bytes() if path.is_file() else b""
-    cache = config.create_timing_cache(data)
-    if not config.set_timing_cache(cache, False):  # from another device/version: start afresh
-        cache = config.create_timing_cache(b"")
-        config.set_timing_cache(cache, False)
-    return cache
-
-
 def build_engine(bundle, precision: str = "int8", device: Optional[str] = None, workspace_mb: int = DEFAULT_WORKSPACE_MB,
-                 force: bool = False, calibration_images: Optional[Iterable[np.ndarray]] = None,
-                 calibration_hw: Sequence[int] = (128, 128), log: Callable[[str], None] = print,
-                 engine_path: Optional[Path] = None) -> Path:
+                 force: bool = False, log: Callable[[str], None] = print, engine_path: Optional[Path] = None) -> Path:
     """Build (or reuse) the TensorRT engine of `bundle` for `precision`; returns the engine path.
 
-    `calibration_images` (TensorRT 8.x, int8 only) switches to implicit entropy calibration of the
-    FP32 model instead of the bundle's Q/DQ model. `engine_path` overrides the file name (the runtime's
-    backend passes the one it looks up). Raises KdedgeError when TensorRT is missing or
+    INT8 is always the bundle's explicit Q/DQ model (DESIGN.md); TensorRT's implicit calibration is
+    not offered. `engine_path` overrides the file name. Raises KdedgeError when TensorRT is missing or
     the build fails. NOT EXECUTED on the development machines (no GPU): see the module docstring.
     """
     try:
@@ -263,10 +173,10 @@ def build_engine(bundle, precision: str = "int8", device: Optional[str] = None, 
         bundle = load_bundle(bundle)
     version = trt.__version__
     major = trt_major(version)
-    plan = plan_build(major, precision, bundle, implicit_calibration=calibration_images is not None)
+    plan = plan_build(major, precision, bundle)
     slug = device or device_slug()
     if engine_path is None:
-        engine_path = bundle.engine_path(precision if calibration_images is None else "int8-implicit", slug, short_version(version))
+        engine_path = bundle.engine_path(precision, slug, short_version(version))
     engine_path = Path(engine_path)
     if engine_path.is_file() and not force:
         return engine_path
@@ -291,19 +201,8 @@ def build_engine(bundle, precision: str = "int8", device: Optional[str] = None, 
     profile.set_shape(name, tuple(shapes["min"]), tuple(shapes["opt"]), tuple(shapes["max"]))
     config.add_optimization_profile(profile)
 
-    if major < 10:
-        if plan["calibrator"]:
-            batches = CalibrationBatches(calibration_images, 1, calibration_hw)
-            calib_profile = builder.create_optimization_profile()
-            calib_profile.set_shape(name, tuple(batches.shape), tuple(batches.shape), tuple(batches.shape))
-            config.set_calibration_profile(calib_profile)
-            cache = CalibrationCache(engine_path.parent / ("calibration.%s.trt%s.cache" % (slug, short_version(version))))
-            config.int8_calibrator = make_entropy_calibrator(trt, batches, cache)
-    elif plan["calibrator"]:
-        raise KdedgeError("implicit calibration needs TensorRT 8.x")
-
-    cache_path = bundle.engines_dir / TIMING_CACHE
-    _load_timing_cache(config, cache_path)
+    cache_path = timing_cache_path(bundle.engines_dir, slug, version)
+    load_timing_cache(config, read_timing_cache(cache_path), log)
     log("building TensorRT %s %s engine from %s (can take minutes)" % (version, precision, onnx_path.name))
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

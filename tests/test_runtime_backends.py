@@ -138,3 +138,22 @@ def test_tensorrt_absent_is_a_clear_error(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "b"))
     with pytest.raises(KdedgeError, match="TensorRT|pycuda"):
         create_backend(bundle, "tensorrt", "fp32")
+
+
+@pytest.mark.parametrize("precision,model,fp16,int8", [
+    ("fp32", "model.onnx", False, False),
+    ("fp16", "model.fp16.onnx", True, False),
+    ("int8", "model.int8.onnx", False, True),
+    ("int8_u8s8", "model.int8_u8s8.onnx", False, True),
+    (None, "model.onnx", False, False),  # no precision given: the file name decides
+    (None, "model.fp16.onnx", True, False),
+    ("fp32", "model.fp16.onnx", False, False),  # an explicit precision wins over the name
+])
+def test_ort_tensorrt_provider_options_follow_the_precision(precision, model, fp16, int8):
+    from kdedge.runtime.backends.ort import tensorrt_provider_options
+
+    opts = tensorrt_provider_options(precision, "/b/" + model, "/b/engines/ort-trt")
+    assert opts["trt_fp16_enable"] is fp16 and opts["trt_int8_enable"] is int8
+    assert opts["trt_engine_cache_enable"] is True and opts["trt_engine_cache_path"] == "/b/engines/ort-trt"
+    with pytest.raises(KdedgeError, match="bf16"):
+        tensorrt_provider_options("bf16", "/b/model.onnx", "/c")

@@ -73,3 +73,27 @@ def test_tegra_release_parsing(tmp_path):
     c = doctor.check_jetson(str(f))
     assert c["status"] == "ok" and "JetPack 5" in c["detail"]
     assert doctor.check_jetson(str(tmp_path / "absent"))["status"] == "info"
+
+
+def test_doctor_jetpack_table_and_tensorrt_11():
+    from kdedge.runtime import doctor
+
+    assert doctor.parse_tegra_release("# R38 (release), REVISION: 2.1, GCID: 4")== {"l4t": "38.2.1", "jetpack": "7"}
+    assert [doctor.jetpack_for_l4t(m) for m in (32, 35, 36, 38)] == ["4", "5", "6", "7"]
+    assert doctor.jetpack_for_l4t(40).startswith("newer than") and doctor.jetpack_for_l4t(33) == "unknown"
+    # TensorRT 11 on a Jetson only from JetPack 7.2.2 (NVIDIA's TensorRT 11.4.1 Jetson migration page)
+    for jp in ("5", "6", "5 (developer preview)"):
+        msg = doctor.trt_jetpack_problem("11.4.1.2", jp)
+        assert msg and "7.2.2" in msg
+    assert doctor.trt_jetpack_problem("10.3.0.26", "6") is None
+    assert doctor.trt_jetpack_problem("11.4.1.2", "7") is None  # 7.x minor is not readable from L4T here
+    assert "7.2.2" in doctor.JP_TRT_FIX["7"]
+
+
+def test_doctor_sees_a_pip_opencv_wherever_pip_put_it():
+    from kdedge.runtime import doctor
+
+    assert doctor.opencv_origin("/usr/local/lib/python3.8/dist-packages/cv2", []) == "pip"  # sudo pip on Ubuntu
+    assert doctor.opencv_origin("/home/u/venv/lib/python3.10/site-packages/cv2", []) == "pip"
+    assert doctor.opencv_origin("/usr/lib/python3.8/dist-packages/cv2", []) == "system"  # JetPack's apt build
+    assert doctor.opencv_origin("/usr/lib/python3.8/dist-packages/cv2", ["opencv-python"]) == "pip"

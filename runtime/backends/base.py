@@ -3,8 +3,14 @@
 Backends implement only the `*_impl` methods; this base class enforces the order (infer on an
 inactive backend is an error), works as a context manager, records `inference_time` (seconds of the
 last `infer`, host to host) and warns when a backend is garbage-collected while still active (that
-leaks device memory on a Jetson). Output arrays may be reused buffers: copy them if you keep them
-past the next `infer` call.
+leaks device memory on a Jetson).
+
+Output ownership is part of the contract, not of each caller: `infer()` always returns arrays the
+caller owns. A backend whose `infer_impl` hands back buffers it overwrites on the next call (TensorRT's
+pinned host buffers; any engine with pre-bound outputs) sets the class attribute `reuses_outputs =
+True`, and `infer()` then copies them (one memcpy of the output, small beside the model). So the
+pipeline's writer thread, tiles, SR workers, benchmarks and `kdedge eval` may all keep an output past
+the next `infer` without knowing which backend produced it. Only `infer_impl` sees reused buffers.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ class Backend:
     """Base class: subclasses set `name` and implement activate_impl/infer_impl/deactivate_impl/input_metadata_impl."""
 
     name = "backend"
+    # True when infer_impl returns buffers that the next infer_impl overwrites: infer() then copies them.
+    reuses_outputs = False
 
     def __init__(self) -> None:
         self.is_active = False
@@ -45,7 +53,10 @@ class Backend:
         return self
 
     def infer(self, feed: Dict[str, np.ndarray], check_inputs: bool = True) -> Dict[str, np.ndarray]:
-        """Run one inference. `feed` maps input name -> float32 NCHW array; returns name -> array."""
+        """Run one inference. `feed` maps input name -> float32 NCHW array; returns name -> array.
+
+        The arrays returned belong to the caller (copies when the backend `reuses_outputs`);
+        `inference_time` covers the model only, not that copy."""
         if not self.is_active:
             raise KdedgeError("%s.infer() called before activate()" % type(self).__name__,
                               fix="use the backend as a context manager: `with backend: backend.infer(...)`")
@@ -54,6 +65,8 @@ class Backend:
         start = time.perf_counter()
         out = self.infer_impl(feed)
         self.inference_time = time.perf_counter() - start
+        if self.reuses_outputs:
+            out = {key: np.array(value, copy=True) for key, value in out.items()}
         return out
 
     def deactivate(self) -> None:
@@ -66,6 +79,11 @@ class Backend:
 
     def input_metadata(self) -> InputMetadata:
         return self.input_metadata_impl()
+
+    def input_limits(self) -> "Optional[Tuple[Tuple[int, int], Tuple[int, int]]]":
+        """((min_h, min_w), (max_h, max_w)) of the inputs an active backend accepts, None when any size
+        runs. TensorRT returns its engine profile; the pipeline tiles frames to it (backends/profile.py)."""
+        return None
 
     def __enter__(self) -> "Backend":
         return self.activate()

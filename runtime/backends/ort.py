@@ -23,6 +23,27 @@ PROVIDERS = {
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 
 
+def tensorrt_provider_options(precision: Optional[str], model_path: str, cache_dir: str) -> Dict[str, object]:
+    """Options of ONNX Runtime's TensorRT execution provider for one bundle precision (pure, tested).
+
+    The precision decides the TensorRT builder flags: fp32 runs FP32 (no FP16 kernels), fp16 enables
+    FP16, int8 (the bundle's explicit Q/DQ file) enables INT8 and leaves the layers the export kept
+    in float at FP32, as runtime/trt_build.py does. Without a precision, the file name decides
+    (`model.int8*.onnx` -> int8, `model.fp16.onnx` -> fp16, else fp32).
+    """
+    name = os.path.basename(model_path)
+    if precision in (None, "", "auto"):
+        precision = "int8" if "int8" in name else ("fp16" if "fp16" in name else "fp32")
+    if precision not in ("fp32", "fp16", "int8", "int8_u8s8"):
+        raise KdedgeError("no TensorRT provider settings for precision %r" % precision, fix="choose fp32, fp16 or int8")
+    return {
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": cache_dir,
+        "trt_int8_enable": precision.startswith("int8"),
+        "trt_fp16_enable": precision == "fp16",
+    }
+
+
 def available_providers() -> List[str]:
     """Our names ("cpu", "cuda", "tensorrt") that this onnxruntime build offers."""
     import onnxruntime as ort
@@ -66,12 +87,8 @@ class OrtBackend(Backend):
         providers = list(PROVIDERS[self.provider])
         if self.provider == "tensorrt" and self.trt_cache_dir:
             os.makedirs(self.trt_cache_dir, exist_ok=True)
-            providers[0] = ("TensorrtExecutionProvider", {
-                "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": self.trt_cache_dir,
-                "trt_int8_enable": "int8" in os.path.basename(self.model_path),
-                "trt_fp16_enable": True,
-            })
+            providers[0] = ("TensorrtExecutionProvider",
+                            tensorrt_provider_options(self.precision, self.model_path, self.trt_cache_dir))
         try:
             self.session = ort.InferenceSession(self.model_path, sess_options=opts, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
