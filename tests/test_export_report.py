@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_valset_matches_kdedge_eval(tmp_path):
     import shutil
 
-    from kdedge.evaluate import OnnxUpscaler, evaluate
+    from kdedge.evaluate import evaluate, onnx_upscaler
     from kdedge.export.onnx_export import export_onnx
     from kdedge.export.report import ValSet, accuracy_table, format_table
 
@@ -25,7 +25,8 @@ def test_valset_matches_kdedge_eval(tmp_path):
     path = export_onnx(tiny_anchor(), tmp_path / "m.onnx")
     val = ValSet.from_folder(folder, 2, "y")
     rows = accuracy_table({"fp32": path, "again": path}, val)
-    ref = evaluate(OnnxUpscaler(path, 2, "y"), folder, progress=False)
+    with onnx_upscaler(path, 2) as up:
+        ref = evaluate(up, folder, progress=False)
     assert rows[0]["psnr_vs_gt"] == pytest.approx(ref["psnr_y"], abs=1e-3)
     assert rows[1]["psnr_vs_fp32"] == 100.0 and rows[1]["drop_db"] == 0
     assert "PSNR-Y vs GT" in format_table(rows)
@@ -53,3 +54,4 @@ def test_drop_estimator_measures_added_deviation():
     y0 = [val.outputs_y(nearest)[i][2:-2, 2:-2] for i in range(2)]
     e = [np.mean((y - it.hr_y[2:-2, 2:-2]) ** 2) for y, it in zip(y0, val.items)]
     assert big == pytest.approx(np.mean([10 * np.log10(1 + d / m) for m in e]), rel=1e-3)
+
