@@ -129,3 +129,19 @@ def test_eval_cli_error_exits_nonzero_with_the_fix(tmp_path):
     out = subprocess.run([sys.executable, "-m", "kdedge", "eval", "--model", str(bundle), "--backend", "ort-cpu",
                           "--precision", "bf16", "--data", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 1 and "fix:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_no_private_onnx_runtime_sessions():
+    """Every ONNX model kdedge runs goes through runtime/backends/: no InferenceSession anywhere else,
+    except benchmarks/peak.py, which times ONNX Runtime's raw kernels on purpose."""
+    allowed = {"runtime/backends/ort.py", "benchmarks/peak.py", "tests/test_eval_backends.py"}
+    try:
+        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"], cwd=str(REPO), capture_output=True, text=True, check=True)
+        files = listed.stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: cannot list the tracked files")
+    offenders = [f for f in files if f not in allowed and "InferenceSession" in (REPO / f).read_text(encoding="utf-8")]
+    assert not offenders, "run ONNX models through kdedge.runtime.backends (open_model), not a session: %s" % offenders
+    me = "tests/test_eval_backends.py"
+    for gone in ("def ort_session", "def session_runner", "class OnnxUpscaler"):  # the private wrappers it replaced
+        assert not [f for f in files if f != me and gone in (REPO / f).read_text(encoding="utf-8")], gone
