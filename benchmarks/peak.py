@@ -72,7 +72,10 @@ def quantize(fp32_path: Path, out_path: Path, precision: str, channels: int, sid
 
 def measure_rate(path: Path, channels: int, side: int, macs: int, reps: int = 5, min_block_s: float = 0.3,
                  threads: int = THREADS) -> Dict[str, float]:
-    """Median GMAC/s of the model at `path` on a 1 x C x side x side input (blocks of runs, after warm-up)."""
+    """Median GMAC/s of the model at `path` on a 1 x C x side x side input (blocks of runs, after warm-up).
+
+    A raw ONNX Runtime session on purpose, not the runtime's backend: this measures ORT's own kernels
+    (the ceiling kdedge's models are compared with), with nothing of kdedge in between."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -31,14 +31,21 @@ from common import SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, 
 SIZES: Tuple[Tuple[int, int], ...] = ((270, 480), (540, 960))
 
 
-def ort_session(path: str, threads: int = THREADS):
-    """The session kdedge's runtime would open: the ORT backend of `kdedge.runtime` (all graph
-    optimisations, `threads` intra-op threads, one inter-op thread)."""
-    from kdedge.runtime.backends.ort import OrtBackend
+def open_backend(path: str, threads: int = THREADS):
+    """What kdedge's runtime runs: its ONNX Runtime backend (`open_model`: all graph optimisations,
+    `threads` intra-op threads, one inter-op thread), activated."""
+    from kdedge.runtime.backends import open_model
 
-    backend = OrtBackend(path, provider="cpu", threads=threads)
-    backend.activate()
-    return backend
+    return open_model(path, "ort-cpu", threads=threads).activate()
+
+
+def _io_names(path: str) -> Tuple[str, str, int]:
+    """(input name, output name, input channels) of an ONNX file, from its graph."""
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    return graph.input[0].name, graph.output[0].name, (dims[1].dim_value if len(dims) == 4 else 0) or 1
 
 
 def _frame(h: int, w: int) -> np.ndarray:
@@ -77,19 +84,17 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
     from kdedge.runtime.pipeline import SRProcessor
 
     if onnx_file not in _BACKENDS:
-        _BACKENDS[onnx_file] = ort_session(onnx_file)
+        _BACKENDS[onnx_file] = open_backend(onnx_file)
     backend = _BACKENDS[onnx_file]
-    inp, out = backend.session.get_inputs()[0], backend.session.get_outputs()[0]
-    channels = inp.shape[1] if isinstance(inp.shape[1], int) else 1
+    in_name, out_name, channels = _io_names(onnx_file)
     # SRProcessor only reads these fields of a bundle; a stand-in lets non-bundle rows (teachers, the
     # naive INT8 file) go through exactly the code the camera runs.
-    spec = SimpleNamespace(color="y" if channels == 1 else "rgb", scale=SCALE, input_name=inp.name,
-                           output_name=out.name, size_multiple=1)
+    spec = SimpleNamespace(color="y" if channels == 1 else "rgb", scale=SCALE, input_name=in_name,
+                           output_name=out_name, size_multiple=1)
     proc = SRProcessor(spec, backend)
     chw, _, _ = proc.prepare(frame)
-    x = np.ascontiguousarray(chw[None])
-    sess = backend.session
-    return {"model": lambda: sess.run(None, {inp.name: x}), "e2e": lambda: proc.process(frame)}
+    feed = {in_name: np.ascontiguousarray(chw[None])}
+    return {"model": lambda: backend.infer(feed, check_inputs=False), "e2e": lambda: proc.process(frame)}
 
 
 def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: int,

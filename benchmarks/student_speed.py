@@ -59,12 +59,10 @@ class _Bundle:
 
 
 def processor(onnx_path: Path, threads: int):
-    from kdedge.runtime.backends.ort import OrtBackend
+    from kdedge.runtime.backends import open_model
     from kdedge.runtime.pipeline import SRProcessor
 
-    backend = OrtBackend(onnx_path, provider="cpu", threads=threads)
-    backend.activate()
-    return SRProcessor(_Bundle(), backend)
+    return SRProcessor(_Bundle(), open_model(onnx_path, "ort-cpu", threads=threads).activate())
 
 
 def block(fn: Callable[[], int], seconds: float) -> float:
@@ -94,17 +92,16 @@ def parallel_runner(procs, frame: np.ndarray, frames_each: int) -> Callable[[], 
 
 
 def profile_ops(onnx_path: Path, x: np.ndarray, runs: int = 10) -> List[Dict[str, float]]:
-    """Mean ms per run of each op type (ORT profiler, 2 threads), largest first."""
-    import onnxruntime as ort
+    """Mean ms per run of each op type (ORT profiler, 2 threads), largest first: the runtime's ONNX
+    Runtime backend with ORT's profiler switched on (an ORT feature, so this stays ORT-specific)."""
+    from kdedge.runtime.backends.ort import OrtBackend
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / "kdedge_student_speed")
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    for _ in range(runs):
-        sess.run(None, {"lr": x})
-    trace = sess.end_profiling()
+    backend = OrtBackend(onnx_path, provider="cpu", threads=2, session_options={
+        "enable_profiling": True, "profile_file_prefix": str(Path(tempfile.gettempdir()) / "kdedge_student_speed")})
+    with backend:
+        for _ in range(runs):
+            backend.infer({"lr": x})
+        trace = backend.session.end_profiling()
     per_op = collections.Counter()
     for ev in json.load(open(trace)):
         if ev.get("cat") == "Node" and ev["name"].endswith("_kernel_time"):

@@ -155,7 +155,7 @@ def onnx_color(path: str) -> str:
 
 def upscaler(row: Row):
     """An upscaler for `kdedge.evaluate.evaluate`/`super_resolve`."""
-    from kdedge.evaluate import BicubicUpscaler, OnnxUpscaler, TorchUpscaler
+    from kdedge.evaluate import BicubicUpscaler, TorchUpscaler, onnx_upscaler
 
     if row.kind == "bicubic":
         return BicubicUpscaler(SCALE)
@@ -163,7 +163,7 @@ def upscaler(row: Row):
         return OpenCvUpsample(row.path, name=row.key)
     if row.kind == "onnx":
         ensure_artifact(row)
-        return OnnxUpscaler(row.path, SCALE, onnx_color(row.path), name=row.key, threads=THREADS)
+        return onnx_upscaler(row.path, SCALE, onnx_color(row.path), name=row.key, threads=THREADS)
     if row.kind == "torch":
         import torch
 

@@ -3,9 +3,10 @@
 Why the ranges are computed here and not by `onnxruntime.quantization.quantize_static`: its Entropy
 method silently gets MinMax's result (it never passes `num_bins`/`num_quantized_bins` to the
 calibrator; measured, ENVIRONMENT.md), and its calibrators keep asymmetric histograms while
-TensorRT's INT8 is symmetric. So we run the FP32 model in ONNX Runtime with every float tensor made
-a graph output, and build, per tensor, a histogram of its signed values (2 passes: the first finds
-max |x|, the second fills 2 x 2048 bins over [-max|x|, max|x|]). From one histogram:
+TensorRT's INT8 is symmetric. So we run the FP32 model on the runtime's ONNX Runtime backend with
+every float tensor made a graph output, and build, per tensor, a histogram of its signed values (2
+passes: the first finds max |x|, the second fills 2 x 2048 bins over [-max|x|, max|x|]). From one
+histogram:
 
 - `minmax`: max |x| (asymmetric: min and max);
 - `percentile`: the `percentile`-th percentile of |x| (99.99 by default; asymmetric: of each side);
@@ -154,43 +155,43 @@ def float_tensors(proto) -> List[str]:
     return [n for n in dict.fromkeys(names) if types.get(n, TensorProto.FLOAT) == TensorProto.FLOAT]
 
 
-def _augmented_session(onnx_path, tensors: Sequence[str]):
+def collect_statistics(onnx_path, inputs: Sequence[np.ndarray], input_name: str = "lr") -> Dict[str, TensorStats]:
+    """Run `inputs` through the FP32 model twice and histogram every float activation.
+
+    The model runs on the runtime's ONNX Runtime backend (`open_onnx`), with every float tensor made a
+    graph output: calibration needs all intermediate values at once, which ORT gives in one run."""
     import onnx
     from onnx import TensorProto, helper
 
-    from kdedge.export.onnx_export import ort_session
+    from kdedge.export.onnx_export import open_onnx
 
     proto = onnx.load(str(onnx_path))
+    tensors = float_tensors(proto)
     present = {o.name for o in proto.graph.output}
     for name in tensors:
         if name not in present:
             proto.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    return ort_session(proto.SerializeToString())
-
-
-def collect_statistics(onnx_path, inputs: Sequence[np.ndarray], input_name: str = "lr") -> Dict[str, TensorStats]:
-    """Run `inputs` through the FP32 model twice and histogram every float activation."""
-    import onnx
-
-    proto = onnx.load(str(onnx_path))
-    tensors = float_tensors(proto)
-    sess = _augmented_session(onnx_path, tensors)
-    outs = [o.name for o in sess.get_outputs() if o.name in set(tensors)]
-    stats = {n: TensorStats(n) for n in outs}
-    for x in inputs:  # pass 1: extent of every tensor
-        for name, value in zip(outs, sess.run(outs, {input_name: x})):
-            s = stats[name]
-            s.low = min(s.low, float(value.min()))
-            s.high = max(s.high, float(value.max()))
-            s.count += value.size
-    for s in stats.values():
-        s.amax = max(abs(s.low), abs(s.high), 1e-8)
-        s.hist = np.zeros(2 * HIST_BINS, np.float64)
-    for x in inputs:  # pass 2: histograms on the final extent (no re-binning needed)
-        for name, value in zip(outs, sess.run(outs, {input_name: x})):
-            s = stats[name]
-            h, _ = np.histogram(value, bins=2 * HIST_BINS, range=(-s.amax, s.amax))
-            s.hist += h
+    wanted = set(tensors)
+    stats = {}  # type: Dict[str, TensorStats]  # in the session's output order
+    with open_onnx(proto, "ort-cpu") as be:
+        for x in inputs:  # pass 1: extent of every tensor
+            for name, value in be.infer({input_name: x}).items():
+                if name not in wanted:
+                    continue
+                s = stats.setdefault(name, TensorStats(name))
+                s.low = min(s.low, float(value.min()))
+                s.high = max(s.high, float(value.max()))
+                s.count += value.size
+        for s in stats.values():
+            s.amax = max(abs(s.low), abs(s.high), 1e-8)
+            s.hist = np.zeros(2 * HIST_BINS, np.float64)
+        for x in inputs:  # pass 2: histograms on the final extent (no re-binning needed)
+            for name, value in be.infer({input_name: x}).items():
+                if name not in stats:
+                    continue
+                s = stats[name]
+                h, _ = np.histogram(value, bins=2 * HIST_BINS, range=(-s.amax, s.amax))
+                s.hist += h
     return stats
 
 

@@ -6,14 +6,18 @@ file takes `lr` (N x C x H x W float32 in [0, 1]) and gives `sr` (N x C x sH x s
 and W, weights inside the file, simplified by onnxslim. Students are re-parameterised on a deep copy
 first (their training-time branches fused into plain convolutions), and a model that works in
 [0, 255] (RLFN) gets its scaling baked into the graph, so every exported file speaks [0, 1].
-`check_parity` runs the same inputs through torch and ONNX Runtime and returns the max abs difference.
+`check_parity` runs the same inputs through torch and the runtime's ONNX Runtime backend and returns the
+max abs difference. `open_onnx` is how every step of export runs an ONNX model: through the runtime's
+backends (`kdedge.runtime.backends.open_model`), never a session of its own.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -121,21 +125,38 @@ def save_model(proto, path) -> Path:
     return atomic_write_bytes(Path(path), proto.SerializeToString())
 
 
-def ort_session(path_or_bytes, threads: int = 0):
-    """A CPU ONNX Runtime session (all graph optimisations on, which is how users run it)."""
-    import onnxruntime as ort
+@contextlib.contextmanager
+def onnx_file(model) -> Iterator[Path]:
+    """An ONNX path as it is, or a ModelProto written to a temporary file for as long as the block runs.
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    A file, not bytes, because OpenVINO reads models only from files; every backend then gets the
+    same input whether the model was saved yet or not (candidate INT8 graphs never are)."""
+    if isinstance(model, (str, Path)):
+        yield Path(model)
+        return
+    with tempfile.TemporaryDirectory(prefix="kdedge-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(model.SerializeToString())
+        yield path
+
+
+@contextlib.contextmanager
+def open_onnx(model, backend: str = "ort-cpu", precision: str = "fp32", threads: Optional[int] = None):
+    """An active CPU backend of the runtime (`kdedge.runtime.backends.open_model`) for an ONNX path or
+    ModelProto: parity, calibration, the sensitivity pass and the accuracy gate all run models through
+    it, so what export measures is the code that ships. `precision` only steers OpenVINO's float
+    compute (fp32 -> f32, bf16, int8 -> the runtime's choice for INT8 graphs)."""
+    from kdedge.runtime.backends import open_model
+
+    with onnx_file(model) as path:
+        with open_model(path, backend, threads=threads, precision=precision) as be:
+            yield be
 
 
 def check_parity(model, onnx_path, real_inputs: Iterable[np.ndarray] = (), sizes: Sequence = ((1, 17, 23), (2, 40, 32)),
-                 seed: int = 0) -> Dict[str, Any]:
-    """Max abs difference torch vs ONNX Runtime on random [0,1] inputs of `sizes` (N, H, W) and on `real_inputs`.
+                 seed: int = 0, backend: str = "ort-cpu") -> Dict[str, Any]:
+    """Max abs difference torch vs a runtime CPU backend (default ONNX Runtime) on random [0,1] inputs
+    of `sizes` (N, H, W) and on `real_inputs`.
 
     Returns {"random_max_abs", "real_max_abs" (None without real inputs), "max_abs", "inputs": [...]}.
     Sizes are rounded up to the model's size multiple (its padding lives outside the graph).
@@ -143,7 +164,6 @@ def check_parity(model, onnx_path, real_inputs: Iterable[np.ndarray] = (), sizes
     import torch
 
     module = prepare_module(model)
-    sess = ort_session(Path(onnx_path))
     rng = np.random.default_rng(seed)
     m = max(1, int(model.size_multiple))
     results: List[Dict[str, Any]] = []
@@ -151,7 +171,7 @@ def check_parity(model, onnx_path, real_inputs: Iterable[np.ndarray] = (), sizes
     def one(x: np.ndarray, kind: str) -> float:
         with torch.no_grad():
             ref = module(torch.from_numpy(x)).numpy()
-        got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        got = be.infer({INPUT_NAME: x})[OUTPUT_NAME]
         if got.shape != ref.shape:
             raise KdedgeError("ONNX output shape %s differs from torch %s for input %s" % (got.shape, ref.shape, x.shape))
         diff = float(np.max(np.abs(got - ref)))
@@ -160,16 +180,17 @@ def check_parity(model, onnx_path, real_inputs: Iterable[np.ndarray] = (), sizes
         results.append({"kind": kind, "shape": list(x.shape), "max_abs": diff})
         return diff
 
-    rand = [one(rng.random((n, model.in_channels, -(-h // m) * m, -(-w // m) * m), dtype=np.float32), "random")
-            for n, h, w in sizes]
-    real = []
-    for x in real_inputs:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim == 3:
-            x = x[None]
-        h, w = x.shape[-2:]
-        x = x[..., : h - h % m, : w - w % m]
-        real.append(one(x, "real"))
+    with open_onnx(Path(onnx_path), backend) as be:
+        rand = [one(rng.random((n, model.in_channels, -(-h // m) * m, -(-w // m) * m), dtype=np.float32), "random")
+                for n, h, w in sizes]
+        real = []
+        for x in real_inputs:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if x.ndim == 3:
+                x = x[None]
+            h, w = x.shape[-2:]
+            x = x[..., : h - h % m, : w - w % m]
+            real.append(one(x, "real"))
     return {
         "random_max_abs": max(rand) if rand else None,
         "real_max_abs": max(real) if real else None,

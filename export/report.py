@@ -5,12 +5,17 @@ SR rounded to uint8, PSNR on MATLAB Y with `scale` pixels shaved, grayscale imag
 ("gray-as-y"). `ValSet` precomputes the LR model inputs and the HR Y targets once, so the
 sensitivity pass can score dozens of candidate INT8 models quickly; `output_y` turns a model output
 into the Y plane exactly as `kdedge.evaluate.super_resolve` does (a test checks the two agree).
+
+Every model runs through the runtime's backends (`onnx_export.open_onnx` and
+`kdedge.evaluate.BackendUpscaler`), so the gate measures the code that ships: `accuracy_table` has a
+row per precision per CPU backend available at export time (ONNX Runtime always; OpenVINO when it
+imports, with a bf16 row where the CPU has it). The gate's verdict is taken on the ONNX Runtime rows
+(`export/api.py`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -113,29 +118,68 @@ class ValSet:
         return float(np.mean([min(PSNR_CAP, psnr(a, b, shave=self.scale)) for a, b in zip(ys, refs)]))
 
 
-def session_runner(model) -> Callable[[np.ndarray], np.ndarray]:
-    """An ONNX path or ModelProto -> `run(x) -> y` through a CPU ONNX Runtime session."""
-    from kdedge.export.onnx_export import ort_session
+def table_backends() -> List[str]:
+    """The CPU backends the gate measures on: ONNX Runtime always (the gate decides on its rows: it is
+    installed wherever export runs, so the verdict does not depend on the machine), then OpenVINO when
+    it imports (what `auto` runs on CPUs; its rows are reported, and a too-large drop is logged)."""
+    from kdedge.runtime.backends import available_backends
 
-    if isinstance(model, (str, Path)):
-        sess = ort_session(Path(model))
-    else:
-        sess = ort_session(model.SerializeToString())
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})[0]
+    return ["ort-cpu"] + (["openvino"] if "openvino" in available_backends() else [])
 
 
-def accuracy_table(models: Dict[str, Any], val: ValSet, reference: str = "fp32") -> List[Dict[str, Any]]:
-    """Rows {precision, psnr_vs_gt, psnr_vs_fp32, drop_db, dataset, images} for each named model."""
-    outs = {name: val.outputs_y(session_runner(m)) for name, m in models.items()}
-    ref_gt = val.psnr_vs_gt(outs[reference])
+def runtime_precision(name: str) -> str:
+    """The runtime precision a table row's model runs at ("int8_naive_minmax" is an INT8 graph)."""
+    from kdedge.runtime.backends import PRECISIONS
+
+    if name in PRECISIONS:
+        return name
+    return "int8" if name.startswith("int8") else "fp32"
+
+
+def _outputs(model, val: "ValSet", backend: str, precision: str) -> Tuple[List[np.ndarray], str]:
+    from kdedge.evaluate import BackendUpscaler
+    from kdedge.export.onnx_export import open_onnx
+
+    with open_onnx(model, backend, precision) as be:
+        engine = be.label
+        ys = val.outputs_y(BackendUpscaler(be, val.scale, val.color, precision))
+    return ys, engine
+
+
+def accuracy_table(models: Dict[str, Any], val: ValSet, reference: str = "fp32",
+                   backends: Optional[Sequence[str]] = None, report_only: Sequence[str] = ("int8_naive_minmax",)
+                   ) -> List[Dict[str, Any]]:
+    """Rows {backend, precision, engine, psnr_vs_gt, psnr_vs_fp32, drop_db, dataset, images}: each named
+    model (an ONNX path or ModelProto) on each backend (default `table_backends()`), run through the
+    runtime's backends as the camera runs it. On OpenVINO, where the CPU has bf16, a `bf16` row runs
+    the FP32 file in bf16; models in `report_only` (baselines never shipped) run on ONNX Runtime only.
+    "vs FP32" and the drop are against the FP32 model on the first backend (ONNX Runtime's f32), so
+    every row of every backend is compared with the same reference."""
+    backends = list(backends or table_backends())
+    runs = []  # (backend, row name, model, runtime precision)
+    for backend in backends:
+        for name, model in models.items():
+            if backend != backends[0] and name in report_only:
+                continue
+            runs.append((backend, name, model, runtime_precision(name)))
+        if backend == "openvino" and reference in models:
+            from kdedge.runtime.backends.openvino import cpu_has_bf16
+
+            if cpu_has_bf16():
+                runs.append((backend, "bf16", models[reference], "bf16"))
+    outs = [_outputs(model, val, backend, prec) for backend, _, model, prec in runs]
+    ref_i = next(i for i, r in enumerate(runs) if r[0] == backends[0] and r[1] == reference)
+    ref_ys = outs[ref_i][0]
+    ref_gt = val.psnr_vs_gt(ref_ys)
     rows = []
-    for name, ys in outs.items():
+    for i, ((backend, name, _, _), (ys, engine)) in enumerate(zip(runs, outs)):
         gt = val.psnr_vs_gt(ys)
         rows.append({
+            "backend": backend,
             "precision": name,
+            "engine": engine,
             "psnr_vs_gt": round(gt, 4),
-            "psnr_vs_fp32": None if name == reference else round(val.psnr_between(ys, outs[reference]), 4),
+            "psnr_vs_fp32": None if i == ref_i else round(val.psnr_between(ys, ref_ys), 4),
             "drop_db": round(ref_gt - gt, 4),
             "dataset": val.label,
             "images": len(val),
@@ -146,9 +190,11 @@ def accuracy_table(models: Dict[str, Any], val: ValSet, reference: str = "fp32")
 def format_table(rows: Sequence[Dict[str, Any]], title: Optional[str] = None) -> str:
     """A plain-text table of accuracy rows (printed by the CLI, and easy to paste into an issue)."""
     lines = [title] if title else []
-    lines.append("%-16s %12s %14s %9s  %s" % ("precision", "PSNR-Y vs GT", "PSNR vs FP32", "drop dB", "dataset"))
+    lines.append("%-9s %-18s %12s %14s %9s  %s" % ("backend", "precision", "PSNR-Y vs GT", "PSNR vs FP32", "drop dB", "dataset"))
     for r in rows:
         vs = "-" if r.get("psnr_vs_fp32") is None else "%.2f" % r["psnr_vs_fp32"]
-        lines.append("%-16s %12.3f %14s %9.3f  %s (%d images)"
-                     % (r["precision"], r["psnr_vs_gt"], vs, r["drop_db"], r.get("dataset", ""), r.get("images", 0)))
+        # rows of bundles exported before the backend column were all ONNX Runtime's
+        lines.append("%-9s %-18s %12.3f %14s %9.3f  %s (%d images)"
+                     % (r.get("backend", "ort-cpu"), r["precision"], r["psnr_vs_gt"], vs, r["drop_db"],
+                        r.get("dataset", ""), r.get("images", 0)))
     return "\n".join(lines)

@@ -5,6 +5,10 @@ Protocol (../shared/data/README.md): HR mod-cropped to the scale; LR = MATLAB bi
 One function, `evaluate`, serves torch models, ONNX files, bundles and bicubic alike, so every
 number kdedge prints is measured the same way.
 
+ONNX files and bundles run through the runtime's own backends (`BackendUpscaler` over
+`kdedge.runtime.backends`: ONNX Runtime or OpenVINO on the CPU), the code the camera runs, so an eval
+measures what ships; every result names its `backend`, `precision` and `engine`.
+
 An *upscaler* is anything with `scale`, `color` ("y" or "rgb"), `name` and
 `__call__(x: float32 N x C x H x W in [0, 1]) -> N x C x sH x sW`, see `load_upscaler`.
 """
@@ -29,6 +33,7 @@ class BicubicUpscaler:
 
     color = "rgb"
     name = "bicubic"
+    backend_name = precision = engine = None  # numpy, no inference engine
 
     def __init__(self, scale: int):
         self.scale = scale
@@ -43,6 +48,11 @@ class TorchUpscaler:
         self.scale = model.scale
         self.color = model.color
         self.name = name or model.arch
+        self.backend_name = "torch"
+        dtypes = {str(p.dtype) for p in model.module.parameters()}
+        self.precision = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(
+            dtypes.pop() if len(dtypes) == 1 else "", None)
+        self.engine = "torch-%s" % device
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -52,59 +62,130 @@ class TorchUpscaler:
         return y.float().cpu().numpy()
 
 
-class OnnxUpscaler:
-    """An ONNX file (or one precision of a kdedge bundle) run with ONNX Runtime on the CPU."""
+class BackendUpscaler:
+    """An ONNX model run by one of the runtime's backends (`kdedge.runtime.backends`): the code the camera
+    runs, so `kdedge eval` measures what ships. Activates the backend at once (a missing engine or an
+    unreadable file fails here, not mid-run); `close()` (or a with-block, or garbage collection) frees it."""
 
-    def __init__(self, path: Union[str, Path], scale: int, color: str, name: Optional[str] = None, threads: int = 0):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own exception types per failure
-            raise KdedgeError("%s is not a loadable ONNX model: %s" % (path, exc)) from exc
-        self.input_name = self.session.get_inputs()[0].name
-        self.scale, self.color = scale, color
-        self.name = name or Path(path).name
+    def __init__(self, backend, scale: Optional[int], color: str, name: str):
+        self.scale, self.color, self.name = scale, color, name
+        self.backend = backend.activate()
+        self.input_name = next(iter(backend.input_metadata()))
+        self.backend_name = getattr(backend, "backend_name", backend.name)
+        self.precision = backend.precision
+        self.engine = backend.label  # e.g. "openvino-cpu (float layers bf16) int8"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        out = self.backend.infer({self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        return next(iter(out.values()))  # SR models have one output
+
+    def close(self) -> None:
+        self.backend.deactivate()
+
+    def __enter__(self) -> "BackendUpscaler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            backend.deactivate()
 
 
-def _onnx_input_channels(path: Path):
+def _check_backend(backend: str) -> str:
+    from kdedge.runtime.backends import CPU_BACKENDS
+
+    if backend not in CPU_BACKENDS:
+        raise KdedgeError("kdedge eval runs ONNX models on a CPU backend, not %r" % backend,
+                          fix="use --backend " + " or --backend ".join(sorted(CPU_BACKENDS)))
+    return backend
+
+
+def bundle_upscaler(bundle, precision: Optional[str] = None, backend: str = "ort-cpu",
+                    threads: Optional[int] = None) -> BackendUpscaler:
+    """One precision of a bundle (a folder, a shipped name, or a loaded Bundle). The default is the
+    bundle's default precision, not `auto`'s pick per backend, so a number always says what it measured."""
+    from kdedge.runtime.backends import create_backend
+    from kdedge.runtime.bundle import Bundle, load_bundle
+
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    be = create_backend(bundle, _check_backend(backend), precision or bundle.default_precision, threads)
+    return BackendUpscaler(be, bundle.scale, bundle.color, "%s[%s]" % (bundle.path.name, be.precision))
+
+
+def _onnx_facts(path: Path) -> Dict[str, Any]:
+    """Input channels and whether the graph is quantized (Q/DQ or QLinear nodes) of an ONNX file."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return dims[1].dim_value if len(dims) == 4 else 0
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends: the file is not an ONNX model
+        raise KdedgeError("%s is not a readable ONNX model: %s" % (path, exc),
+                          fix="pass an .onnx file written by `kdedge export` (or another exporter)") from exc
+    dims = model.graph.input[0].type.tensor_type.shape.dim if model.graph.input else []
+    quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
+                    for n in model.graph.node)
+    return {"channels": dims[1].dim_value if len(dims) == 4 else 0, "int8": quantized}
+
+
+def onnx_upscaler(path: Union[str, Path], scale: Optional[int] = None, color: Optional[str] = None,
+                  backend: str = "ort-cpu", precision: Optional[str] = None, threads: Optional[int] = None,
+                  name: Optional[str] = None) -> BackendUpscaler:
+    """A bare ONNX file on a CPU backend. `color` defaults to what its input channels say; `precision`
+    names what the file holds (default: int8 when it has Q/DQ nodes, else fp32) and, on OpenVINO,
+    picks the float compute (`bf16` runs an FP32 file in bf16)."""
+    from kdedge.runtime.backends import open_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise KdedgeError("ONNX file %s does not exist" % path)
+    facts = _onnx_facts(path)
+    kinds = ("int8", "int8_u8s8") if facts["int8"] else ("fp32", "fp16", "bf16")
+    precision = precision or kinds[0]
+    if precision not in kinds:
+        raise KdedgeError("%s is %s quantized (Q/DQ) graph; precision %r does not describe it"
+                          % (path, "a" if facts["int8"] else "not a", precision),
+                          fix="pass one of: %s (or omit --precision)" % ", ".join(kinds))
+    if precision == "bf16" and backend != "openvino":
+        raise KdedgeError("bf16 is computed by OpenVINO from the FP32 file; %s has no bf16 path" % backend,
+                          fix="use --backend openvino, or --precision fp32")
+    be = open_model(path, _check_backend(backend), threads=threads, precision=precision)
+    return BackendUpscaler(be, scale, color or ("y" if facts["channels"] == 1 else "rgb"), name or path.name)
 
 
 def load_upscaler(spec: str, weights: Optional[str] = None, scale: Optional[int] = None,
-                  device: str = "cpu", precision: Optional[str] = None):
-    """`bicubic`, an ONNX file, a bundle folder, or anything `kdedge.models.loading.load_model` takes."""
+                  device: str = "cpu", precision: Optional[str] = None, backend: Optional[str] = None,
+                  threads: Optional[int] = None):
+    """`bicubic`, an ONNX file, a bundle folder or a shipped bundle's name (`default`, `fast`), or
+    anything `kdedge.models.loading.load_model` takes. ONNX files and bundles run on `backend`
+    (ort-cpu when None, or openvino); torch models take none."""
+    from kdedge.runtime.bundle import shipped_bundles
+
     path = Path(spec)
+    is_bundle = (path.is_dir() and (path / "manifest.json").is_file()) or (not path.exists() and spec in shipped_bundles())
+    is_onnx = path.suffix.lower() == ".onnx"
+    if backend is not None and not (is_bundle or is_onnx):
+        raise KdedgeError("--backend applies to ONNX files and bundles; %s does not run on one" % spec,
+                          fix="drop --backend (torch models take --device), or export the model first: kdedge export")
     if spec == "bicubic":
         if not scale:
             raise KdedgeError("--model bicubic needs --scale")
         return BicubicUpscaler(scale)
-    if path.is_dir() and (path / "manifest.json").is_file():
-        from kdedge.runtime.bundle import load_bundle
-
-        bundle = load_bundle(path)
-        precision = precision or bundle.default_precision
-        model_path = bundle.model_path(precision)
-        if scale and scale != bundle.scale:
-            raise KdedgeError("bundle %s is x%d, --scale asks for x%d" % (path, bundle.scale, scale))
-        return OnnxUpscaler(model_path, bundle.scale, bundle.color, name="%s[%s]" % (path.name, precision))
-    if path.suffix.lower() == ".onnx":
+    backend = backend or "ort-cpu"
+    if is_bundle:
+        up = bundle_upscaler(spec, precision, backend, threads)
+        if scale and scale != up.scale:
+            up.close()
+            raise KdedgeError("bundle %s is x%d, --scale asks for x%d" % (spec, up.scale, scale))
+        return up
+    if is_onnx:
         if not path.is_file():
             raise KdedgeError("ONNX file %s does not exist" % path)
         if not scale:
             raise KdedgeError("evaluating a bare ONNX file needs --scale (a bundle carries it)")
-        channels = _onnx_input_channels(path)
-        return OnnxUpscaler(path, scale, "y" if channels == 1 else "rgb")
+        return onnx_upscaler(path, scale, backend=backend, precision=precision, threads=threads)
     from kdedge.models.loading import load_model
 
     model = load_model(spec, weights=weights, scale=scale, device=device)
@@ -198,6 +279,9 @@ def evaluate(upscaler, data: Union[str, Path], gray_convention: str = "gray-as-y
         "scale": s,
         "color": upscaler.color,
         "protocol": "MATLAB-bicubic LR, uint8 SR, MATLAB Y, shave=%d, %s" % (s, gray_convention),
+        "backend": getattr(upscaler, "backend_name", None),
+        "precision": getattr(upscaler, "precision", None),
+        "engine": getattr(upscaler, "engine", None),
         "psnr_y": float(np.mean([r["psnr_y"] for r in rows])),
         "ssim_y": float(np.mean([r["ssim_y"] for r in rows])),
         "images": rows,

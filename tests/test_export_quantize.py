@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_export_helpers import smooth_images, tiny_anchor
+from test_export_helpers import run_onnx, smooth_images, tiny_anchor
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -22,14 +22,11 @@ def fp32_and_stats(tmp_path_factory):
 
 
 def _run(proto, x):
-    from kdedge.export.onnx_export import ort_session
-
-    return ort_session(proto.SerializeToString()).run(None, {"lr": x})[0]
+    return run_onnx(proto, {"lr": x})
 
 
 def test_symmetric_qdq_form_and_accuracy(fp32_and_stats):
     from kdedge.export.calibrate import ranges
-    from kdedge.export.onnx_export import ort_session
     from kdedge.export.quantize import check_qdq_form, quantize_qdq
 
     path, stats, inputs = fp32_and_stats
@@ -41,7 +38,7 @@ def test_symmetric_qdq_form_and_accuracy(fp32_and_stats):
     conv_inputs = [n.input for n in q.graph.node if n.op_type == "Conv"]
     assert all(i[0].endswith("DequantizeLinear_Output") and i[1].endswith("DequantizeLinear_Output") for i in conv_inputs)
     x = inputs[0]
-    ref = ort_session(path).run(None, {"lr": x})[0]
+    ref = run_onnx(path, {"lr": x})
     got = _run(q, x)
     assert got.shape == ref.shape
     assert 0 < np.abs(got - ref).max() < 0.05  # quantized (not identical), but close
@@ -68,17 +65,13 @@ def test_excluded_node_stays_float(fp32_and_stats):
 
 def test_sensitivity_measures_and_picks(fp32_and_stats):
     from kdedge.export.calibrate import ranges
-    from kdedge.export.onnx_export import ort_session
     from kdedge.export.quantize import sensitivity
 
     path, stats, inputs = fp32_and_stats
-    ref = [ort_session(path).run(None, {"lr": x})[0] for x in inputs[:2]]
+    ref = [run_onnx(path, {"lr": x}) for x in inputs[:2]]
 
     def drop_of(proto):  # dB of PSNR lost against FP32 on two images
-        from kdedge.export.onnx_export import ort_session as s
-
-        sess = s(proto.SerializeToString())
-        mses = [np.mean((sess.run(None, {"lr": x})[0] - r) ** 2) for x, r in zip(inputs[:2], ref)]
+        mses = [np.mean((run_onnx(proto, {"lr": x}) - r) ** 2) for x, r in zip(inputs[:2], ref)]
         return float(10 * np.log10(max(np.mean(mses), 1e-12)) + 100)  # monotone in the error
 
     sens = sensitivity(path, ranges(stats, "minmax"), drop_of, target_drop=0.0, max_excluded=2, min_gain=1e-6)
@@ -104,19 +97,16 @@ def test_u8s8_is_asymmetric(fp32_and_stats):
     assert _run(q, inputs[0]).shape == (1, 1, 96, 128)
     # ORT drops the ReLU before an asymmetric Q (the uint8 clamp does it) and gives its output name
     # to the conv: an excluded conv after it must still see ReLU'd values (regression: 10 dB lost).
-    from kdedge.export.onnx_export import ort_session
-
-    ref = ort_session(path).run(None, {"lr": inputs[0]})[0]
+    ref = run_onnx(path, {"lr": inputs[0]})
     q = quantize_qdq(path, ranges(stats, "minmax", symmetric=False), excluded=["/net/tail/Conv"], u8s8=True)
     assert np.abs(_run(q, inputs[0]) - ref).max() < 0.02
 
 
 def test_fp16_runs_and_keeps_float_io(fp32_and_stats):
     from kdedge.export.fp16 import _native_fp16, convert_fp16
-    from kdedge.export.onnx_export import ort_session
 
     path, _, inputs = fp32_and_stats
-    ref = ort_session(path).run(None, {"lr": inputs[0]})[0]
+    ref = run_onnx(path, {"lr": inputs[0]})
     for half in (convert_fp16(onnx.load(str(path))), _native_fp16(onnx.load(str(path)))):
         assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
         assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half.graph.initializer)

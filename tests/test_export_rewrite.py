@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from test_export_helpers import run_onnx
+
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
@@ -24,7 +26,6 @@ def _conv_model(w: np.ndarray):
 
 
 def test_split_identity_is_exact_and_selective():
-    from kdedge.export.onnx_export import ort_session
     from kdedge.export.rewrite import split_identity
 
     rng = np.random.default_rng(0)
@@ -36,8 +37,8 @@ def test_split_identity_is_exact_and_selective():
     new_w = onnx.numpy_helper.to_array(model.graph.initializer[0])
     np.testing.assert_allclose(new_w, w, atol=1e-6)  # the outlier tap is gone
     x = rng.random((1, 4, 9, 7), dtype=np.float32)
-    a = ort_session(_conv_model(fused).SerializeToString()).run(None, {"x": x})[0]
-    b = ort_session(model.SerializeToString()).run(None, {"x": x})[0]
+    a = run_onnx(_conv_model(fused), {"x": x})
+    b = run_onnx(model, {"x": x})
     np.testing.assert_allclose(a, b, atol=1e-6)
     # no identity in there: nothing to split (subtracting one would create an outlier)
     assert split_identity(_conv_model(w))[1] == []

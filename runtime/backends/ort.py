@@ -3,11 +3,13 @@
 This is the backend that runs (and is tested) on the development machine. On a Jetson the TensorRT
 backend (`trt.py`) is preferred; ORT with CUDA is the fallback when TensorRT's Python bindings are
 missing. `threads` sets intra-op threads (None lets ORT decide: all physical cores).
+`session_options` sets further `onnxruntime.SessionOptions` attributes by name, for the benchmarks
+that measure ONNX Runtime itself (its profiler, graph optimisations off) through this same backend.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -58,7 +60,7 @@ class OrtBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model_path, provider: str = "cpu", threads: Optional[int] = None,
-                 trt_cache_dir: Optional[str] = None):
+                 trt_cache_dir: Optional[str] = None, session_options: Optional[Dict[str, Any]] = None):
         super().__init__()
         if provider not in PROVIDERS:
             raise KdedgeError("unknown onnxruntime provider %r" % provider, fix="choose one of: " + ", ".join(PROVIDERS))
@@ -66,6 +68,7 @@ class OrtBackend(Backend):
         self.provider = provider
         self.threads = threads
         self.trt_cache_dir = trt_cache_dir
+        self.session_options = dict(session_options or {})
         self.session = None
         self.description = "onnxruntime-%s" % provider
 
@@ -84,6 +87,11 @@ class OrtBackend(Backend):
             opts.intra_op_num_threads = int(self.threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3  # warnings from QDQ graphs are noise for users
+        for key, value in self.session_options.items():
+            if not hasattr(opts, key):
+                raise KdedgeError("onnxruntime %s has no session option %r" % (ort.__version__, key),
+                                  fix="see onnxruntime.SessionOptions for the names this version takes")
+            setattr(opts, key, value)
         providers = list(PROVIDERS[self.provider])
         if self.provider == "tensorrt" and self.trt_cache_dir:
             os.makedirs(self.trt_cache_dir, exist_ok=True)
