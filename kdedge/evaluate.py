@@ -73,7 +73,7 @@ class BackendUpscaler:
         self.input_name = next(iter(backend.input_metadata()))
         self.backend_name = getattr(backend, "backend_name", backend.name)
         self.precision = backend.precision
-        self.engine = backend.label  # e.g. "openvino-cpu (float layers bf16) int8"
+        self.engine = backend.label  # e.g. "openvino-cpu 2 threads int8"
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self.backend.infer({self.input_name: np.ascontiguousarray(x, dtype=np.float32)})

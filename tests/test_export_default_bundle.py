@@ -74,14 +74,4 @@ def test_openvino_scores_what_onnx_runtime_scores_on_set5(shared_dir, prec, tol)
         with bundle_upscaler(BUNDLE, prec, backend) as up:
             got[backend] = evaluate(up, set5, progress=False)["psnr_y"]
     diff = got["openvino"] - got["ort-cpu"]
-    if prec.startswith("int8"):
-        # OpenVINO's INT8 arithmetic itself matches ONNX Runtime's when its float layers run in f32.
-        be = OpenVinoBackend(BUNDLE / ("model.%s.onnx" % prec), hint="f32")
-        be.precision = prec
-        with BackendUpscaler(be, 2, "y", "f32 float layers") as up:
-            assert abs(evaluate(up, set5, progress=False)["psnr_y"] - got["ort-cpu"]) <= 0.001
-    if abs(diff) > tol and prec == "int8_u8s8" and cpu_has_bf16() and abs(diff) < 0.01:
-        pytest.xfail("known gap: the runtime runs INT8 graphs' float layers in bf16 on BF16 CPUs "
-                     "(runtime/backends/__init__.py, _openvino_hint): %+.4f dB on Set5 for this file, +0.0001 with "
-                     "f32 float layers (benchmarks/results/openvino_eval.md)" % diff)
     assert abs(diff) <= tol, (prec, got)

@@ -26,7 +26,7 @@ CPU_BACKENDS = ["ort-cpu", pytest.param("openvino", marks=pytest.mark.skipif(
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_cpu_backend_contract(tmp_path, backend):
     bundle = load_bundle(make_bundle(tmp_path / "b"))
-    be = create_backend(bundle, backend, "auto", threads=1)
+    be = create_backend(bundle, backend, "fp32", threads=1)
     x = np.random.RandomState(1).rand(1, 1, 6, 9).astype(np.float32)
     with pytest.raises(KdedgeError, match="before activate"):
         be.infer({"lr": x})
@@ -99,6 +99,11 @@ def test_auto_precision_says_why(tmp_path):
     ort = choose_precision(bundle, "ort-cpu", "auto")
     assert ort.value == "fp32" and "slower" in ort.reason
     assert choose_precision(bundle, "ort-cpu", "fp32").reason == "asked for"
+    if HAVE_OPENVINO:
+        from kdedge.runtime.backends.openvino import cpu_has_bf16
+
+        ov = choose_precision(bundle, "openvino", "auto")
+        assert ov.value == ("bf16" if cpu_has_bf16() else "fp32") and ov.reason  # the tiny bundle has no INT8 file
     auto = choose_backend("auto")
     assert auto.value in available_backends() and auto.reason
     if HAVE_OPENVINO and not tensorrt_available() and "ort-cuda" not in available_backends():

@@ -4,9 +4,10 @@ Names users pass to --backend: `auto` (TensorRT when tensorrt and pycuda import,
 with CUDA when that build has it, else OpenVINO on the CPU when it is installed, else ONNX Runtime
 on the CPU), `tensorrt`, `ort-tensorrt`, `ort-cuda`, `openvino`, `ort-cpu`.
 
-Precision `auto` is decided per backend by measurement (`resolve_precision` says why in
-`Choice.reason`, which the CLIs print): INT8 on TensorRT and OpenVINO, FP32 on ONNX Runtime's
-CPU provider, whose Q/DQ INT8 kernels are slower than FP32 for convolutions this small.
+Precision `auto` is decided per backend by measurement (`choose_precision` says why in
+`Choice.reason`, which the CLIs print): INT8 on TensorRT; on OpenVINO bf16 where the CPU computes
+it natively, else INT8; FP32 on ONNX Runtime's CPU provider, whose Q/DQ INT8 kernels are slower
+than FP32 for convolutions this small.
 
 `open_model(path)` runs a bare ONNX file (no bundle) on the ONNX Runtime CPU or OpenVINO backend:
 evaluation, the export accuracy gate and calibration use it, so what they measure is the code that ships.
@@ -96,10 +97,16 @@ def choose_precision(bundle, backend: str, precision: Optional[str]) -> Choice:
         # the Q/DQ transitions around the float layers cost more than the INT8 convolutions save.
         return Choice("fp32", "ONNX Runtime's CPU INT8 kernels are slower than its FP32 for this model")
     if backend == "openvino":
+        from kdedge.runtime.backends.openvino import cpu_has_bf16
+
+        if "fp32" in bundle.precisions and cpu_has_bf16():
+            # Measured (benchmarks/results/openvino_cpu.md): on a CPU with BF16 (AVX512-BF16/AMX) OpenVINO
+            # runs the FP32 file in bf16 faster than the Q/DQ INT8 files, at a smaller loss (default_x2 Set5:
+            # -0.009 dB vs -0.02..-0.05 for INT8; benchmarks/results/openvino_eval.md).
+            return Choice("bf16", "this CPU computes bf16 natively: measured faster than INT8 and closer to FP32")
         for prec in ("int8_u8s8", "int8"):
             if prec in bundle.precisions:
-                return Choice(prec, "OpenVINO runs the bundle's Q/DQ INT8 fastest on CPUs "
-                                    "(benchmarks/results/openvino_cpu.md)")
+                return Choice(prec, "OpenVINO's INT8 kernels: several times its FP32 on CPUs without bf16")
     if backend == "tensorrt" and "int8" in bundle.precisions:
         return Choice("int8", "TensorRT builds the symmetric Q/DQ INT8 file")
     return Choice(bundle.default_precision, "the bundle's default")
@@ -110,13 +117,11 @@ def resolve_precision(bundle, backend: str, precision: Optional[str]) -> str:
 
 
 def _openvino_hint(precision: str) -> str:
-    """Float compute of an OpenVINO model: f32 for FP32/FP16 files (no silent bf16), bf16 when asked; an INT8
-    graph's float layers take bf16 where the CPU has it (its gate row says what that costs: under 0.005 dB)."""
-    from kdedge.runtime.backends.openvino import cpu_has_bf16
-
-    if precision == "bf16" or (precision.startswith("int8") and cpu_has_bf16()):
-        return "bf16"
-    return "f32"
+    """Float compute of an OpenVINO model: bf16 only for the bf16 precision. The float layers of an INT8
+    graph stay f32: with them in bf16, default_x2's U8S8 file lost 0.006 dB on Set5 against ONNX Runtime
+    (f32: within 0.0003; benchmarks/results/openvino_eval.md), and that mix was slower than plain bf16
+    anyway (benchmarks/results/openvino_cpu.md), so it serves nobody."""
+    return "bf16" if precision == "bf16" else "f32"
 
 
 def open_model(path, backend: str = "ort-cpu", threads: Optional[int] = None, precision: str = "fp32") -> Backend:
