@@ -188,6 +188,11 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
                     "%s (no teacher-less checkpoint with the default student's architecture and training budget in "
                     "runs/, kdedge/assets/ or benchmarks/results/)" % NOT_PRODUCED))
 
+    # The same bundle files on OpenVINO (the CPU backend `auto` picks where it is installed): bf16 where
+    # the CPU computes it natively (the FP32 file), and the INT8 files with f32 float layers.
+    rows += openvino_rows(bundle, "kdedge", "kdedge student%s" % _student_description(bundle),
+                          ("bf16", "int8_u8s8", "int8"))
+
     # The speed-first student (kdedge/assets/fast_x2), when one is shipped: its own point on the front.
     fast = Path(os.environ.get("KDEDGE_BENCH_FAST_BUNDLE") or FAST_BUNDLE)
     if (fast / "manifest.json").is_file():
@@ -197,6 +202,34 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
             path = files.get(prec)
             rows.append(Row(key, label, "onnx", "kdedge", path=path, precision=prec, bundle=str(fast),
                             status="ok" if path and Path(path).is_file() else "%s (looked in %s)" % (NOT_PRODUCED, fast)))
+        rows += openvino_rows(fast, "kdedge-fast", "kdedge fast student%s" % who, ("bf16", "int8_u8s8"))
+    return rows
+
+
+OV_LABELS = {"bf16": "bf16 (FP32 file)", "int8_u8s8": "INT8 (U8S8)", "int8": "INT8 (symmetric S8S8)"}
+
+
+def openvino_rows(bundle: Path, prefix: str, who: str, precisions) -> List[Row]:
+    """Rows running a bundle's files on kdedge's OpenVINO backend (runtime "openvino")."""
+    files = _bundle_precisions(bundle)
+    try:
+        from kdedge.runtime.backends.openvino import cpu_has_bf16, openvino_available
+
+        have, bf16 = openvino_available(), openvino_available() and cpu_has_bf16()
+    except ImportError:
+        have = bf16 = False
+    rows = []
+    for prec in precisions:
+        path = files.get("fp32" if prec == "bf16" else prec)
+        if not path:
+            continue
+        status = "ok"
+        if not have:
+            status = "not run: openvino is not installed (pip install openvino)"
+        elif prec == "bf16" and not bf16:
+            status = "not run: this CPU has no native bf16"
+        rows.append(Row("%s-ov-%s" % (prefix, prec.replace("_", "-")), "%s %s" % (who, OV_LABELS[prec]), "onnx", "kdedge",
+                        path=path, precision=prec, bundle=str(bundle), runtime="openvino", status=status))
     return rows
 
 

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from common import DATA, SCALE, Row, discover_rows, limit_threads, machine, results_dir, write_json
+from common import read_json, DATA, SCALE, Row, discover_rows, limit_threads, machine, results_dir, write_json
 
 SETS = ("Set5", "Set14")
 
@@ -47,9 +47,10 @@ def _manifest_recorded(row: Row) -> Dict[str, float]:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     prec = "int8_naive_minmax" if row.build == "naive-minmax" else row.precision
-    # this suite runs ONNX Runtime: compare with its rows (bundles before the backend column had only those)
+    # compare with the manifest's rows of the same backend (bundles before the backend column had only ORT's)
+    backend = "openvino" if row.runtime == "openvino" else "ort-cpu"
     return {r["dataset"]: r["psnr_vs_gt"] for r in rows
-            if r.get("precision") == prec and r.get("backend", "ort-cpu") == "ort-cpu"
+            if r.get("precision") == prec and r.get("backend", "ort-cpu") == backend
             and r.get("dataset") in SETS and r.get("psnr_vs_gt") is not None}
 
 
@@ -77,7 +78,12 @@ def evaluate_row(row: Row, up, sets=SETS, quick: bool = False) -> Dict:
     return out
 
 
-def run(rows: Optional[List[Row]] = None, quick: bool = False, only: Optional[List[str]] = None) -> Dict:
+def run(rows: Optional[List[Row]] = None, quick: bool = False, only: Optional[List[str]] = None,
+        merge: bool = False) -> Dict:
+    """Quality of every row (or of the `only` keys). With `merge`, the rows measured now replace their
+    entries in the saved quality.json and the others keep theirs: quality does not depend on load or on
+    anything but the row's files, so a new row (an engine added later) need not re-measure the table,
+    nor lose rows whose inputs are not on this machine any more (the no-teacher twin's checkpoint)."""
     import upscalers
     from macs import complexity_of
 
@@ -110,7 +116,17 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, only: Optional[Li
             row.key, "%.2f" % s5 if s5 else "-", "%.2f" % s14 if s14 else "-", entry["seconds"],
             "" if entry["status"] == "ok" else entry["status"]), flush=True)
     out = {"quick": quick, "scale": SCALE, "rows": results, "machine": machine()}
-    if not only:
+    if merge:
+        old = read_json(results_dir(quick) / "quality.json", {}) or {}
+        fresh = {r["key"]: r for r in results}
+        kept = [dict(r, measured_earlier=old.get("machine", {}).get("time")) for r in old.get("rows", [])
+                if r["key"] not in fresh]
+        order = [r.key for r in (rows or discover_rows())]
+        merged = sorted(kept + results, key=lambda r: order.index(r["key"]) if r["key"] in order else len(order))
+        out = {"quick": quick, "scale": SCALE, "rows": merged, "machine": machine(),
+               "merged": {"measured_now": sorted(fresh), "kept_from": old.get("machine", {}).get("time")}}
+        write_json(results_dir(quick) / "quality.json", out)
+    elif not only:
         write_json(results_dir(quick) / "quality.json", out)
     return out
 

@@ -40,8 +40,12 @@ def main(argv=None) -> int:
     p.add_argument("--contended", default="", metavar="WHY",
                    help="mark the speed numbers as taken on a busy machine (also set automatically when the load "
                         "average is above %.1f at the start)" % CONTENDED_LOAD)
+    p.add_argument("--quality-rows", default="", metavar="KEYS",
+                   help="measure quality only for these comma-separated row keys and merge them into the saved "
+                        "quality.json (the other rows keep their earlier figures, marked so)")
     args = p.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
+    quality_rows = [k for k in args.quality_rows.split(",") if k] or None
 
     import jetson_estimate
     import peak
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
                                 "bounds and ratios between rows (interleaved rounds) as the meaningful part." % reason) if reason else ""
 
     steps = [
-        ("quality", lambda: quality.run(rows, quick=args.quick)),
+        ("quality", lambda: quality.run(rows, quick=args.quick, only=quality_rows, merge=bool(quality_rows))),
         ("peak", lambda: peak.run(quick=args.quick)),
         ("speed", lambda: speed.run(rows, quick=args.quick, reps=args.reps)),
         ("jetson", lambda: jetson_estimate.run(quick=args.quick)),

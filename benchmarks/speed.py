@@ -1,7 +1,8 @@
 """Speed table: model-only and end-to-end FPS of every row at 270x480 and 540x960 LR luma, in one run.
 
 Runtimes: ONNX Runtime CPU with 2 intra-op threads for every ONNX row (kdedge in each precision, the
-teachers' exports); OpenCV dnn (2 threads) for FSRCNN, its own runtime; OpenCV `resize` for bicubic.
+teachers' exports) and OpenVINO (2 threads) for the bundle rows marked so; OpenCV dnn (2 threads) for
+FSRCNN, its own runtime; OpenCV `resize` for bicubic.
 - model-only: the network's forward on a float32 NCHW tensor already in memory (1 channel for Y
   models, 3 for the RGB teachers at the same spatial size).
 - end-to-end: BGR uint8 LR frame in, BGR uint8 SR frame out, one frame after the other in one thread:
@@ -31,12 +32,16 @@ from common import SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, 
 SIZES: Tuple[Tuple[int, int], ...] = ((270, 480), (540, 960))
 
 
-def open_backend(path: str, threads: int = THREADS):
+def open_backend(path: str, threads: int = THREADS, backend: str = "ort-cpu", precision: str = "fp32"):
     """What kdedge's runtime runs: its ONNX Runtime backend (`open_model`: all graph optimisations,
-    `threads` intra-op threads, one inter-op thread), activated."""
+    `threads` intra-op threads, one inter-op thread) or its OpenVINO backend, activated."""
     from kdedge.runtime.backends import open_model
 
-    return open_model(path, "ort-cpu", threads=threads).activate()
+    return open_model(path, backend, threads=threads, precision=precision).activate()
+
+
+def _backend_of(row: Row) -> str:
+    return "openvino" if row.runtime == "openvino" else "ort-cpu"
 
 
 def _io_names(path: str) -> Tuple[str, str, int]:
@@ -83,9 +88,10 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
 
     from kdedge.runtime.pipeline import SRProcessor
 
-    if onnx_file not in _BACKENDS:
-        _BACKENDS[onnx_file] = open_backend(onnx_file)
-    backend = _BACKENDS[onnx_file]
+    key = (onnx_file, _backend_of(row), row.precision)
+    if key not in _BACKENDS:
+        _BACKENDS[key] = open_backend(onnx_file, backend=key[1], precision=row.precision or "fp32")
+    backend = _BACKENDS[key]
     in_name, out_name, channels = _io_names(onnx_file)
     # SRProcessor only reads these fields of a bundle; a stand-in lets non-bundle rows (teachers, the
     # naive INT8 file) go through exactly the code the camera runs.
@@ -98,7 +104,7 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
 
 
 def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: int,
-                    workers: int = 1) -> Callable[[], float]:
+                    workers: int = 1, backend: str = "ort-cpu") -> Callable[[], float]:
     """One round of the threaded camera pipeline (capture thread -> SR -> writer thread, test:// source,
     null:// sink) from `kdedge.runtime.bench`; returns its FPS over `frames` frames after 2 warm-up frames.
     With `workers` SR threads, the THREADS cores are shared out: one ORT thread each for 2 workers."""
@@ -107,7 +113,7 @@ def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: in
 
     bundle = load_bundle(bundle_path)
     threads = max(1, THREADS // workers)
-    return lambda: bench_e2e(bundle, "ort-cpu", precision, (h, w), frames, 2, threads, workers)["fps"]
+    return lambda: bench_e2e(bundle, backend, precision, (h, w), frames, 2, threads, workers)["fps"]
 
 
 def _block_size(fn: Callable, block_s: float, max_frames: int = 200) -> Tuple[int, float]:
@@ -181,12 +187,14 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
                     jobs.append((row.key, (h, w), mode, _timed(fn, n)))
                     print("speed: %-18s %4dx%-4d %-5s ready (%.1f ms/frame, %d frames/block)"
                           % (row.key, h, w, mode, first * 1e3, n), flush=True)
-                    if mode == "e2e" and row.bundle and row.precision in _bundle_precs(row.bundle):
+                    if mode == "e2e" and row.bundle and (row.precision in _bundle_precs(row.bundle) or row.precision == "bf16"):
                         # the real threaded pipeline, from kdedge.runtime.bench (its own frame count)
                         frames = max(4, min(60, 2 * n))
-                        jobs.append((row.key, (h, w), "pipeline", pipeline_runner(row.bundle, row.precision, h, w, frames)))
+                        be = _backend_of(row)
+                        jobs.append((row.key, (h, w), "pipeline", pipeline_runner(row.bundle, row.precision, h, w, frames,
+                                                                                  backend=be)))
                         jobs.append((row.key, (h, w), "pipeline2", pipeline_runner(row.bundle, row.precision, h, w, frames,
-                                                                                   workers=2)))
+                                                                                   workers=2, backend=be)))
         except Exception as exc:  # a row that cannot run is reported, not fatal
             entry["status"] = "error: %s: %s" % (type(exc).__name__, exc)
             print("speed: %-18s %s" % (row.key, entry["status"]), flush=True)

@@ -163,7 +163,10 @@ def upscaler(row: Row):
         return OpenCvUpsample(row.path, name=row.key)
     if row.kind == "onnx":
         ensure_artifact(row)
-        return onnx_upscaler(row.path, SCALE, onnx_color(row.path), name=row.key, threads=THREADS)
+        backend = "openvino" if row.runtime == "openvino" else "ort-cpu"
+        precision = row.precision if backend == "openvino" else None  # bf16: the FP32 file computed in bf16
+        return onnx_upscaler(row.path, SCALE, onnx_color(row.path), backend=backend, precision=precision,
+                             name=row.key, threads=THREADS)
     if row.kind == "torch":
         import torch
 
