@@ -154,6 +154,18 @@ def check_onnxruntime() -> Dict[str, Any]:
     return _check("onnxruntime", OK, "onnxruntime %s, providers: %s" % (ort.__version__, ", ".join(ort.get_available_providers())))
 
 
+def check_openvino() -> Dict[str, Any]:
+    """OpenVINO: optional, the fast CPU engine (x86 and Arm), with the CPU features it can use."""
+    try:
+        import openvino as ov
+
+        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception as exc:  # ImportError, or a plugin that cannot load
+        return _check("openvino", WARN, "not usable (%s)" % exc,
+                      "optional: pip install openvino (2024.4.0 on Python 3.8) for fast INT8/bf16 on CPUs")
+    return _check("openvino", OK, "openvino %s, CPU: %s" % (ov.__version__.split("-")[0], ", ".join(caps)))
+
+
 def check_opencv(on_jetson: bool) -> List[Dict[str, Any]]:
     try:
         import cv2
@@ -225,6 +237,7 @@ def run_checks(default_bundle: Optional[Path] = None, release_file: str = TEGRA_
     checks.append(check_cuda())
     checks += check_tensorrt(on_jetson, m.group(1) if m else None)
     checks.append(check_onnxruntime())
+    checks.append(check_openvino())
     checks += check_opencv(on_jetson)
     checks.append(check_cameras())
     checks.append(check_backend())
