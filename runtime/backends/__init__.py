@@ -172,7 +172,7 @@ def choose_frame_graph(bundle, backend: str, precision: str, requested: str = "a
         return Choice("on", "asked for")
     if problem:
         return Choice("off", problem)
-    # Measured (benchmarks/results/frame_graph.md): on CPUs OpenCV's uint8 SIMD colour path, run by the
+    # Measured (benchmarks/results/openvino_cpu.md): on CPUs OpenCV's uint8 SIMD colour path, run by the
     # capture and writer threads beside the model, costs less than the same work as float layers in the
     # engine, so the graph is slower end to end there. It is meant for GPUs, where the CPU is the slow part.
     return Choice("off", "the Python colour path measured faster end to end on CPU backends")
