@@ -34,7 +34,7 @@ def test_upscale_image_and_folder(bundle, tmp_path, capsys):
     assert main(["upscale", str(folder), str(tmp_path / "out"), "--model", str(bundle)]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
     assert "3 frame(s)" in capsys.readouterr().out
-    assert main(["upscale", str(folder), "--model", str(bundle)]) == 1
+    assert main(["upscale", str(folder), "--model", str(bundle)]) == 2  # a missing argument: usage error
     assert main(["upscale", "test://", str(tmp_path / "x.mp4"), "--model", str(bundle)]) == 1
 
 
