@@ -87,11 +87,13 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, str(path))
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file: the error boundary must say which
         raise
     try:  # make the rename itself durable (POSIX); not available on every platform
         dfd = os.open(str(folder), os.O_RDONLY)
