@@ -76,8 +76,12 @@ class OnnxUpscaler:
 def _onnx_input_channels(path: Path):
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+    except Exception as exc:  # DecodeError for garbage, IndexError for an empty file (no inputs)
+        raise KdedgeError("%s is not a loadable ONNX model (%s: %s)" % (path, type(exc).__name__, exc),
+                          fix="give the model.onnx written by `kdedge export`, or the bundle folder") from exc
     return dims[1].dim_value if len(dims) == 4 else 0
 
 
@@ -89,6 +93,13 @@ def load_upscaler(spec: str, weights: Optional[str] = None, scale: Optional[int]
         if not scale:
             raise KdedgeError("--model bicubic needs --scale")
         return BicubicUpscaler(scale)
+    if not path.exists() and "/" not in spec:  # a shipped bundle's name (default, fast), as camera/upscale/bench take
+        from kdedge.runtime.bundle import shipped_bundles
+
+        path = shipped_bundles().get(spec, path)
+    if path.is_dir() and not (path / "manifest.json").is_file():
+        raise KdedgeError("%s is a folder without manifest.json: not a bundle" % path,
+                          fix="give the folder written by `kdedge export --out DIR`, or a model file")
     if path.is_dir() and (path / "manifest.json").is_file():
         from kdedge.runtime.bundle import load_bundle
 
