@@ -161,6 +161,10 @@ def read_header(path: PathLike) -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise KdedgeError("checkpoint %s does not exist" % path, fix="check the path (runs write last.safetensors and best.safetensors)")
+    if path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin", ".onnx"):
+        raise KdedgeError("%s is not a kdedge checkpoint (%s; kdedge checkpoints are .safetensors with a header)"
+                          % (path, path.suffix), fix="give last.safetensors (resume) or best.safetensors of a run folder; "
+                                                    "third-party weights go to --teacher-weights or --weights")
     try:
         from safetensors import safe_open
 

@@ -46,6 +46,8 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
         action = actions[dest]
         if action.type is not None and value is not None and not isinstance(value, (list, bool)):
             try:
+                if isinstance(value, float) and not value.is_integer() and _int_type(action.type):
+                    raise ValueError("not a whole number (int() would silently make it %d)" % int(value))
                 value = action.type(value)
             except (TypeError, ValueError) as exc:
                 raise KdedgeError("config file %s: %s=%r: %s" % (path, key, value, exc)) from exc
@@ -53,6 +55,14 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
             raise KdedgeError("config file %s: %s=%r is not one of %s" % (path, key, value, list(action.choices)))
         values[dest] = value
     return values
+
+
+def _int_type(kind) -> bool:
+    """True for argparse types that turn 10.5 into 10 (int itself, or a converter that does)."""
+    try:
+        return kind(10.5) == 10
+    except (TypeError, ValueError):
+        return False
 
 
 def parse_with_config(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:

@@ -17,6 +17,7 @@ import csv
 import io
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -263,10 +264,18 @@ def train(cfg: TrainConfig, command: str = "distill") -> Dict[str, Any]:
         if resume_path is not None:
             header = read_header(resume_path)
             check_compatible(header, resume_path, cfg, model_args)
+        created = not out.exists()
         if dist.is_main:
             prepare_run_folder(out, resuming=resume_path is not None)
         ddp.barrier(dist)
-        return _train(cfg, command, device, dist, out, model_args, resume_path, header, create_model, SRModel)
+        try:
+            return _train(cfg, command, device, dist, out, model_args, resume_path, header, create_model, SRModel)
+        except KdedgeError:
+            # bad input found before any training (no images, bad teacher): leave no run folder that
+            # holds nothing but config.yaml
+            if dist.is_main and created and sorted(p.name for p in out.iterdir()) in ([], ["config.yaml"]):
+                shutil.rmtree(str(out), ignore_errors=True)
+            raise
     finally:
         _Stopper.restore_all()  # also after an exception in the loop
         ddp.cleanup(dist)

@@ -80,6 +80,9 @@ def _load_torch(path: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():  # not a pickle at all ("invalid load key"): random bytes
+            raise KdedgeError("%s is not a readable PyTorch weights file (%s)" % (path, str(exc).splitlines()[0]),
+                              fix="check the file: it may be truncated or not a .pth at all") from exc
         raise KdedgeError(
             "%s holds pickled Python objects besides tensors; kdedge refuses to unpickle it "
             "(that could run arbitrary code)" % path,
