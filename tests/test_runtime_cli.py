@@ -49,7 +49,7 @@ def test_bench_json(bundle, tmp_path, capsys):
         assert row["precision"] == "fp32" and row["model_ms"]["median"] > 0 and row["e2e_fps"] > 0
         assert row["model_ms"]["p10"] <= row["model_ms"]["median"] <= row["model_ms"]["p90"]
     assert [b["size_hw"] for b in result["bicubic"]] == [[16, 24], [24, 40]]
-    assert main(["bench", str(bundle), "--size", "big"]) == 1
+    assert main(["bench", str(bundle), "--size", "big"]) == 2  # a bad option value: usage error
 
 
 def test_doctor(capsys, tmp_path):
