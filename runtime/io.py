@@ -713,6 +713,7 @@ class VideoFileSink(Sink):
         self.writer = None
         self._size = 0  # size of the temp file after the last write that grew it
         self._stalled = 0  # writes since it last grew
+        self._failed = None  # type: Optional[str]  # a write failed: the file is incomplete, never kept
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -732,7 +733,11 @@ class VideoFileSink(Sink):
                               % (self.size + (frame.shape[1], frame.shape[0], self.path)))
         self.writer.write(frame)
         self.frames_written += 1
-        self._check_growth()
+        try:
+            self._check_growth()
+        except KdedgeError as exc:
+            self._failed = exc.message
+            raise
 
     def _check_growth(self) -> None:
         try:
@@ -775,12 +780,15 @@ class VideoFileSink(Sink):
                 writer.release()  # writes the container index: what makes the file playable
                 if self.frames_written:
                     found = self._frames_in(tmp)
+                    what = None
                     if found < self.frames_written - 1:  # containers may round the count by one frame
                         what = "the finished file reads back with %d of %d frames" % (found, self.frames_written)
-                        try:
-                            self._disk_check(self.frames_written)
-                        except KdedgeError as exc:
-                            what = exc.message
+                    try:  # a container may read back "fine" from a header written before the disk filled up
+                        self._disk_check(self.frames_written)
+                    except KdedgeError as exc:
+                        what = exc.message
+                    what = self._failed or what
+                    if what:
                         raise KdedgeError("finishing %s failed: %s" % (self.path, what),
                                           fix="free space on that disk, or write to another one")
                     os.replace(tmp, self.path)
