@@ -47,9 +47,9 @@ def load_config_file(path: str, parser: argparse.ArgumentParser) -> dict:
         if action.type is not None and value is not None and not isinstance(value, (list, bool)):
             try:
                 if isinstance(value, float) and not value.is_integer() and _int_type(action.type):
-                    raise ValueError("not a whole number (int() would silently make it %d)" % int(value))
+                    raise ValueError("not a whole number")
                 value = action.type(value)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: .inf for an integer
                 raise KdedgeError("config file %s: %s=%r: %s" % (path, key, value, exc)) from exc
         if action.choices is not None and value is not None and value not in action.choices:
             raise KdedgeError("config file %s: %s=%r is not one of %s" % (path, key, value, list(action.choices)))
