@@ -121,11 +121,87 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
     parent = out.parent
     if not parent.is_dir():
         raise KdedgeError("the folder %s (parent of --out) does not exist" % parent, fix="create it first, or choose another --out")
+    clean_stale(parent, out.name)
     try:
-        return Path(tempfile.mkdtemp(prefix="." + out.name + ".tmp-", dir=str(parent)))
+        return Path(tempfile.mkdtemp(prefix=".%s.tmp-%d-" % (out.name, os.getpid()), dir=str(parent)))
     except OSError as exc:
         raise KdedgeError("cannot write into %s (not writable: %s)" % (parent, exc.strerror or exc),
                           fix="choose an --out in a folder you can write to") from exc
+
+
+WORK_PREFIX = "kdedge-export-"  # scratch folders in the system temp folder: kdedge-export-PID-XXXX
+STALE_HOURS = 6.0  # a leftover without a pid in its name (an older kdedge) is stale after this long
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def _stale(path: Path, rest: str) -> bool:
+    """`rest` is the name after the prefix: "PID-XXXX" (this kdedge) or "XXXX" (older ones)."""
+    head = rest.split("-", 1)[0]
+    try:
+        age_h = (time.time() - path.lstat().st_mtime) / 3600.0
+    except OSError:
+        return False
+    if head.isdigit() and "-" in rest:
+        return not _pid_alive(int(head)) or age_h > 24 * 7  # a live pid this old was reused
+    return age_h > STALE_HOURS
+
+
+def clean_stale(parent: Path, name: str, log: Optional[Callable[[str], None]] = None) -> List[str]:
+    """Remove what a killed export left (`kill -9`, power loss): `.NAME.tmp-PID-*` beside --out and
+    `kdedge-export-PID-*` in the temp folder whose process is gone (or, without a pid, older than
+    STALE_HOURS), and put back a bundle a killed `--overwrite` had moved aside (`.NAME.old-PID`)
+    when --out itself is missing. Returns the removed paths. Never touches a live export's files."""
+    removed = []  # type: List[str]
+    candidates = []
+    try:
+        candidates += [(p, p.name[len(".%s.tmp-" % name):]) for p in Path(parent).iterdir()
+                       if p.name.startswith(".%s.tmp-" % name)]
+        olds = [p for p in Path(parent).iterdir() if p.name.startswith(".%s.old-" % name)]
+    except OSError:
+        olds = []
+    try:
+        tmpdir = Path(tempfile.gettempdir())
+        candidates += [(p, p.name[len(WORK_PREFIX):]) for p in tmpdir.iterdir() if p.name.startswith(WORK_PREFIX)]
+    except OSError:
+        pass
+    out = Path(parent) / name
+    for old in olds:
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and _pid_alive(int(pid)):
+            continue
+        if not out.exists():
+            os.replace(str(old), str(out))  # the killed --overwrite had moved the old bundle aside
+            (log or print)("restored %s from %s (left by a killed export)" % (out, old))
+        else:
+            candidates.append((old, "%s-x" % pid))
+    for path, rest in candidates:
+        if path.is_dir() and not path.is_symlink() and _stale(path, rest):
+            shutil.rmtree(str(path), ignore_errors=True)
+            removed.append(str(path))
+    if removed:
+        (log or print)("removed %d leftover(s) of killed exports: %s" % (len(removed), ", ".join(removed)))
+    return removed
+
+
+def _full_disk(paths: Sequence[Path]) -> Optional[str]:
+    """The first of `paths` whose filesystem is (nearly) full, else None: an export that fails there
+    failed for want of space, whatever the library that hit it said ("Failed to find proper ai.onnx domain")."""
+    from kdedge.paths import free_bytes
+
+    for path in paths:
+        free = free_bytes(str(path))
+        if free is not None and free < 4 * 1024 * 1024:
+            return str(path)
+    return None
 
 
 def _finish(tmp: Path, out: Path) -> None:
@@ -167,13 +243,24 @@ def export_bundle(model_or_path, opts: ExportOptions) -> Dict[str, Any]:
     validate_options(opts)
     log = opts.log
     out = Path(opts.out).absolute()
+    from kdedge.paths import check_output
+
     model, source_path = _load(model_or_path, opts.weights)
+    check_output(str(out), [source_path, opts.calib, opts.val] + list(opts.report or []), "--out", replaces_folder=True)
     tmp = _prepare_out(out, opts.overwrite)
     try:
         result = _export_into(model, source_path, tmp, opts)
         _finish(tmp, out)
-    except BaseException:
+    except BaseException as exc:
+        full = _full_disk([tmp.parent, Path(tempfile.gettempdir())]) if isinstance(exc, Exception) else None
         shutil.rmtree(str(tmp), ignore_errors=True)
+        if full is not None and not isinstance(exc, KdedgeError):
+            import errno
+
+            from kdedge.errors import from_os_error
+
+            raise from_os_error(OSError(errno.ENOSPC, "No space left on device", full), full,
+                                "export to %s failed (%s: %s)" % (out, type(exc).__name__, exc)) from exc
         raise
     result["out"] = str(out)
     log("bundle written: %s" % out)
@@ -252,7 +339,7 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         # Candidate graphs for INT8: the exported one, and (when it has fused identities) the exact
         # identity-split rewrite; each gets its own calibration, method choice and sensitivity pass,
         # and the lower estimated drop wins.
-        work = tempfile.TemporaryDirectory(prefix="kdedge-export-")
+        work = tempfile.TemporaryDirectory(prefix="%s%d-" % (WORK_PREFIX, os.getpid()))  # pid: see clean_stale
         graphs = {"plain": fp32}
         split_proto, split_nodes = split_identity(onnx.load(str(fp32)))
         if split_nodes:

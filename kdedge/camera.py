@@ -5,9 +5,11 @@
 Frames are captured in their own thread (only the newest is kept on live sources, drops are
 counted), super-resolved by TensorRT, OpenVINO or ONNX Runtime, and written by a writer thread. FPS, latency
 p50/p95 and drops are printed every few seconds; --stats-json writes them at the end. Ctrl-C or
-SIGTERM finish the output file cleanly. Exit status: 0 when the input ended or the run was stopped,
-1 when the source or sink failed (the output written so far is still finished and playable),
-2 for bad arguments.
+SIGTERM finish the output file cleanly. Every write is checked (a full disk or a read-only folder
+ends the run and says how many frames are safe); the output may not be the input. Exit status: 0
+when the input ended or --frames were done, 1 when the source or sink failed (the output written so
+far is still finished and playable, unless the disk filled up), 2 for bad arguments, 130 / 143 when
+stopped by SIGINT (Ctrl-C) / SIGTERM (the output is finished first).
 
 examples:
   python -m kdedge.camera                                     # default bundle, test pattern, display or null
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from kdedge.errors import KdedgeError
+from kdedge.errors import SIGNAL_EXIT, KdedgeError, UsageError
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default_x2"
 
@@ -100,11 +102,13 @@ def run(args: argparse.Namespace) -> int:
     for name in ("frames", "threads", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise KdedgeError("--%s must be at least 1, got %d" % (name, value))
+            raise UsageError("--%s must be at least 1, got %d" % (name, value))
     if args.tile < 0:
-        raise KdedgeError("--tile must be 0 or positive, got %d" % args.tile)
+        raise UsageError("--tile must be 0 or positive, got %d" % args.tile)
     if args.input_latency < 0:
-        raise KdedgeError("--input-latency must be 0 or more milliseconds, got %d" % args.input_latency)
+        raise UsageError("--input-latency must be 0 or more milliseconds, got %d" % args.input_latency)
+    if args.source_timeout < 0:
+        raise UsageError("--source-timeout must be 0 (wait forever) or more seconds, got %g" % args.source_timeout)
     src_opts = io.VideoOptions(width=args.input_width, height=args.input_height, rate=args.input_rate,
                                loop=args.input_loop, codec=None if args.input_codec == "auto" else args.input_codec,
                                latency_ms=args.input_latency)
@@ -118,22 +122,24 @@ def run(args: argparse.Namespace) -> int:
                          source_options=src_opts, sink_options=sink_opts, source_timeout=args.source_timeout)
     if stats["error"] and args.quiet:  # otherwise the pipeline has already said it
         print("kdedge.camera: error: %s" % stats["error"], file=sys.stderr)
-    return 1 if stats["end_reason"] in ("source-error", "sink-error") else 0
+    return exit_status(stats)
+
+
+def exit_status(stats) -> int:
+    """0 done; 1 a source, sink or stats file failed; 130 / 143 stopped by SIGINT / SIGTERM."""
+    if stats.get("error") or stats["end_reason"] in ("source-error", "sink-error", "model-error"):
+        return 1
+    if stats.get("signal"):
+        return SIGNAL_EXIT.get(stats["signal"], 1)
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # unknown flags: argparse prints usage and exits 2
-    try:
-        return run(args)
-    except KdedgeError as exc:
-        print("kdedge.camera: error: %s" % exc.message, file=sys.stderr)
-        if exc.fix:
-            print("  fix: %s" % exc.fix, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("kdedge.camera: interrupted", file=sys.stderr)
-        return 130
+    from kdedge.cli._common import guarded
+
+    return guarded("kdedge.camera", lambda: run(args))
 
 
 if __name__ == "__main__":

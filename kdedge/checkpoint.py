@@ -87,11 +87,13 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, str(path))
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file: the error boundary must say which
         raise
     try:  # make the rename itself durable (POSIX); not available on every platform
         dfd = os.open(str(folder), os.O_RDONLY)
@@ -159,6 +161,10 @@ def read_header(path: PathLike) -> Dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise KdedgeError("checkpoint %s does not exist" % path, fix="check the path (runs write last.safetensors and best.safetensors)")
+    if path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin", ".onnx"):
+        raise KdedgeError("%s is not a kdedge checkpoint (%s; kdedge checkpoints are .safetensors with a header)"
+                          % (path, path.suffix), fix="give last.safetensors (resume) or best.safetensors of a run folder; "
+                                                    "third-party weights go to --teacher-weights or --weights")
     try:
         from safetensors import safe_open
 

@@ -122,9 +122,12 @@ def _onnx_facts(path: Path) -> Dict[str, Any]:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: the file is not an ONNX model
-        raise KdedgeError("%s is not a readable ONNX model: %s" % (path, exc),
-                          fix="pass an .onnx file written by `kdedge export` (or another exporter)") from exc
-    dims = model.graph.input[0].type.tensor_type.shape.dim if model.graph.input else []
+        raise KdedgeError("%s is not a loadable ONNX model (%s: %s)" % (path, type(exc).__name__, exc),
+                          fix="give the model.onnx written by `kdedge export`, or the bundle folder") from exc
+    if not model.graph.input:  # an empty file parses as an empty model
+        raise KdedgeError("%s is not a loadable ONNX model (it has no inputs: empty or truncated)" % path,
+                          fix="give the model.onnx written by `kdedge export`, or the bundle folder")
+    dims = model.graph.input[0].type.tensor_type.shape.dim
     quantized = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") or n.op_type.startswith("QLinear")
                     for n in model.graph.node)
     return {"channels": dims[1].dim_value if len(dims) == 4 else 0, "int8": quantized}
@@ -173,6 +176,9 @@ def load_upscaler(spec: str, weights: Optional[str] = None, scale: Optional[int]
         if not scale:
             raise KdedgeError("--model bicubic needs --scale")
         return BicubicUpscaler(scale)
+    if path.is_dir() and not (path / "manifest.json").is_file():
+        raise KdedgeError("%s is a folder without manifest.json: not a bundle" % path,
+                          fix="give the folder written by `kdedge export --out DIR`, or a model file")
     backend = backend or "ort-cpu"
     if is_bundle:
         up = bundle_upscaler(spec, precision, backend, threads)

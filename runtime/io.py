@@ -15,6 +15,7 @@ or a finished, playable file, never a file without its index.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -23,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from kdedge.errors import KdedgeError
+from kdedge.errors import KdedgeError, from_os_error
 
 OK, EOS, ERROR = "OK", "EOS", "ERROR"
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "file", "test")
@@ -583,6 +584,7 @@ class Sink:
         self.uri = uri
         self.options = options
         self.frames_written = 0
+        self.frames_safe = 0  # frames in finished output that survives the run (a video counts once closed)
         self.streaming = True
         self.path = None  # type: Optional[str]
 
@@ -595,6 +597,10 @@ class Sink:
     def close(self) -> None:
         pass
 
+    def saved_text(self) -> str:
+        """What of the output survives (said after a failure): how many frames are safe, and where."""
+        return "%d frame(s) were written to %s" % (self.frames_safe, self.path or self.uri.string)
+
     def __enter__(self) -> "Sink":
         return self.open()
 
@@ -605,6 +611,7 @@ class Sink:
 class NullSink(Sink):
     def write(self, frame: np.ndarray) -> None:
         self.frames_written += 1
+        self.frames_safe = self.frames_written
 
 
 class DisplaySink(Sink):
@@ -670,6 +677,7 @@ class DisplaySink(Sink):
             self._frame = frame
             self._cond.notify_all()
         self.frames_written += 1
+        self.frames_safe = self.frames_written
 
     def close(self) -> None:
         thread = getattr(self, "gui_thread", None)
@@ -682,18 +690,30 @@ class DisplaySink(Sink):
 
 
 class VideoFileSink(Sink):
-    """cv2.VideoWriter into a hidden temp file, renamed to the target on close (always playable)."""
+    """cv2.VideoWriter into a hidden temp file, renamed to the target on close (always playable).
+
+    cv2.VideoWriter.write reports nothing (FFmpeg only prints "Failed to write frame"), so every
+    write is checked another way: the temp file must keep growing, and when it stops while the disk
+    is (nearly) full the write has failed (ENOSPC). On close the finished file is opened again and
+    its frames counted before it is renamed into place; a file that does not read back (no index:
+    the disk filled up while finishing) is removed and the close raises, saying nothing was kept."""
+
+    FULL_BYTES = 64 * 1024  # less free space than this while the file stops growing: the disk is full
 
     def open(self) -> "VideoFileSink":
+        from kdedge.paths import check_writable_dir
+
         path = Path(self.uri.location)
-        if not path.parent.is_dir():
-            raise KdedgeError("output folder %s does not exist" % path.parent)
+        check_writable_dir(str(path.parent), "output folder")
         self.path = str(path)
         self.codec = self.options.codec or CODECS.get(self.uri.extension)
         if self.codec is None:
             raise KdedgeError("no codec known for %s" % path.name, fix="use .mp4 (mp4v) or .avi (MJPG), or pass a codec")
         self.tmp = str(path.parent / (".%s.partial%s" % (path.stem, path.suffix)))
         self.writer = None
+        self._size = 0  # size of the temp file after the last write that grew it
+        self._stalled = 0  # writes since it last grew
+        self._failed = None  # type: Optional[str]  # a write failed: the file is incomplete, never kept
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -704,6 +724,7 @@ class VideoFileSink(Sink):
             self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*self.codec), float(self.options.fps), (w, h))
             if not self.writer.isOpened():
                 self.writer = None
+                self._disk_check(0)
                 raise KdedgeError("OpenCV cannot write %s with codec %s" % (self.path, self.codec),
                                   fix="use .mp4 (mp4v) or .avi (MJPG); H.264 needs an OpenCV built with it")
             self.size = (w, h)
@@ -712,32 +733,92 @@ class VideoFileSink(Sink):
                               % (self.size + (frame.shape[1], frame.shape[0], self.path)))
         self.writer.write(frame)
         self.frames_written += 1
+        try:
+            self._check_growth()
+        except KdedgeError as exc:
+            self._failed = exc.message
+            raise
+
+    def _check_growth(self) -> None:
+        try:
+            size = os.path.getsize(self.tmp)
+        except OSError as exc:  # the temp file vanished or its folder became unreadable
+            raise from_os_error(exc, self.tmp, "writing %s" % self.path) from exc
+        if size > self._size:
+            self._size, self._stalled = size, 0
+            return
+        self._stalled += 1  # encoders buffer: a few writes without growth are normal, a full disk is not
+        if self._stalled >= 2:
+            self._disk_check(self.frames_written)
+
+    def _disk_check(self, frames: int) -> None:
+        from kdedge.paths import free_bytes
+
+        free = free_bytes(os.path.dirname(self.tmp) or ".")
+        if free is not None and free < self.FULL_BYTES:
+            raise from_os_error(OSError(errno.ENOSPC, "No space left on device", self.path), self.path,
+                                "writing frame %d of %s failed" % (frames, self.path))
+
+    def _frames_in(self, path: str) -> int:
+        """Frames a reader finds in the finished file (0: it does not open: no index, unplayable)."""
+        import cv2
+
+        cap = cv2.VideoCapture(path)
+        try:
+            if not cap.isOpened():
+                return 0
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            return n if n > 0 else self.frames_written  # a container without a count: it opened, trust it
+        finally:
+            cap.release()
 
     def close(self) -> None:
         writer, self.writer = getattr(self, "writer", None), None
-        if writer is not None:
-            writer.release()  # writes the container index: what makes the file playable
-            if self.frames_written:
-                os.replace(self.tmp, self.path)
         tmp = getattr(self, "tmp", None)
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
+        try:
+            if writer is not None:
+                writer.release()  # writes the container index: what makes the file playable
+                if self.frames_written:
+                    found = self._frames_in(tmp)
+                    what = None
+                    if found < self.frames_written - 1:  # containers may round the count by one frame
+                        what = "the finished file reads back with %d of %d frames" % (found, self.frames_written)
+                    try:  # a container may read back "fine" from a header written before the disk filled up
+                        self._disk_check(self.frames_written)
+                    except KdedgeError as exc:
+                        what = exc.message
+                    what = self._failed or what
+                    if what:
+                        raise KdedgeError("finishing %s failed: %s" % (self.path, what),
+                                          fix="free space on that disk, or write to another one")
+                    os.replace(tmp, self.path)
+                    self.frames_safe = self.frames_written
+        finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def saved_text(self) -> str:
+        if self.frames_safe:
+            return "%s is finished and holds %d frame(s)" % (self.path, self.frames_safe)
+        return "no frame of %s was kept (%d written; the unfinished file was removed)" % (self.path, self.frames_written)
 
 
 class ImageSink(Sink):
     """Frames as images: into a folder (frame_000000.png ...) or, for one path with an image
-    extension, that file (later frames get _1, _2 ... suffixes). Each image is written atomically."""
+    extension, that file (later frames get _1, _2 ... suffixes). Each image is encoded in memory,
+    written to a hidden temp file and renamed into place, so a failed write (disk full, permission)
+    raises with the file's name and leaves no half-written image."""
 
     def open(self) -> "ImageSink":
+        from kdedge.paths import check_writable_dir
+
         loc = self.uri.location
         self.folder_mode = self.uri.extension not in IMAGE_EXTS
         if self.folder_mode:
-            os.makedirs(loc, exist_ok=True)
-            self.path = loc
+            check_writable_dir(loc, "output folder", create=True)
         else:
-            if not os.path.isdir(os.path.dirname(loc) or "."):
-                raise KdedgeError("output folder %s does not exist" % os.path.dirname(loc))
-            self.path = loc
+            check_writable_dir(os.path.dirname(loc) or ".", "output folder")
+        self.path = loc
         self.names = None  # type: Optional[List[str]]  # the pipeline may set source names
         return self
 
@@ -755,11 +836,38 @@ class ImageSink(Sink):
 
         target = self.target(self.frames_written)
         stem, ext = os.path.splitext(target)
-        tmp = os.path.join(os.path.dirname(target), ".%s.partial%s" % (os.path.basename(stem), ext or ".png"))
-        if not cv2.imwrite(tmp, frame):
-            raise KdedgeError("cannot write image %s" % target, fix="use a .png/.jpg/.bmp name and a writable folder")
-        os.replace(tmp, target)
+        ext = ext if ext.lower() in IMAGE_EXTS else ".png"
+        ok, data = cv2.imencode(ext, frame)
+        if not ok:
+            raise KdedgeError("cannot encode image %s" % target, fix="use a .png/.jpg/.bmp name")
+        tmp = os.path.join(os.path.dirname(target), ".%s.partial%s" % (os.path.basename(stem), ext))
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data.tobytes())
+            os.replace(tmp, target)
+        except OSError as exc:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise from_os_error(exc, target, "writing image %s failed" % target) from exc
         self.frames_written += 1
+        self.frames_safe = self.frames_written
+
+    def saved_text(self) -> str:
+        return "%d image(s) written to %s before that are complete" % (self.frames_safe, self.path)
+
+
+def check_run_paths(input_uri: str, output_uri: str, stats_json: Optional[str] = None) -> None:
+    """Before a run: the output is not the input (a file, or a folder into itself), and every file
+    written at the end (--stats-json) can be written. KdedgeError names the path."""
+    from kdedge.paths import check_output, check_writable_file
+
+    src, dst = parse_uri(input_uri), parse_uri(output_uri)
+    inputs = [src.location] if src.scheme == "file" else []
+    if dst.scheme == "file":
+        check_output(dst.location, inputs)
+    if stats_json:
+        check_output(stats_json, inputs + ([dst.location] if dst.scheme == "file" else []), "--stats-json file")
+        check_writable_file(stats_json, "--stats-json file")
 
 
 def open_sink(uri, options: Optional[VideoOptions] = None) -> Sink:

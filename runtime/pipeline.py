@@ -35,13 +35,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kdedge.errors import KdedgeError
+from kdedge.errors import KdedgeError, from_os_error
 from kdedge.runtime import colour, io
 from kdedge.runtime.backends import describe_choice
 from kdedge.runtime.backends.profile import choose_tile
 from kdedge.runtime.bundle import atomic_write_bytes
 
 _END = object()
+_ERRORS = ("source-error", "sink-error", "model-error")  # end reasons that are failures: they outrank the others
 
 
 class SRProcessor:
@@ -277,6 +278,8 @@ class Pipeline:
         self.end_reason = None  # type: Optional[str]
         self.error = None  # type: Optional[str]
         self.signal_received = None  # type: Optional[str]
+        self.stuck_grace = 1.0  # seconds the SR loop waits, once stopping, for a capture thread stuck in read()
+        self.capture_stuck = False
 
     def log(self, msg: str) -> None:
         if not self.quiet:
@@ -360,7 +363,8 @@ class Pipeline:
                 self._draw_overlay(out)
             sink.write(out)
         except Exception as exc:
-            self._finish("sink-error", "writing %s failed: %s" % (self.output_uri, getattr(exc, "message", exc)))
+            message = _describe(exc, self.output_uri)  # the sinks' own errors name the file already
+            self._finish("sink-error", message if isinstance(exc, KdedgeError) else "writing %s failed: %s" % (self.output_uri, message))
             return True
         now = time.perf_counter()
         with self.stats.lock:
@@ -381,9 +385,10 @@ class Pipeline:
         cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
 
     def _finish(self, reason: str, error: Optional[str] = None, stop: bool = True) -> None:
-        """Record why the run ends (first reason wins). `stop` also stops taking frames at once; a
-        source that ends instead lets the frames it already delivered through."""
-        if self.end_reason is None:
+        """Record why the run ends: the first reason wins, except that a failure (a write error on the
+        last frame, after the source has ended) replaces an ordinary end. `stop` also stops taking
+        frames at once; a source that ends instead lets the frames it already delivered through."""
+        if self.end_reason is None or (reason in _ERRORS and self.end_reason not in _ERRORS):
             self.end_reason = reason
             self.error = error
         if stop:
@@ -401,6 +406,7 @@ class Pipeline:
     def run(self) -> Dict[str, Any]:
         """Run to the end; returns the stats dict (also written to `stats_json`). Never raises for a
         source or sink failure mid-stream: those end the run with `end_reason`/`error` set."""
+        io.check_run_paths(self.input_uri, self.output_uri, self.stats_json)  # before anything is read or written
         source = io.open_source(self.input_uri, self.source_options)
         sink_opts = self.sink_options or io.VideoOptions(fps=source.fps or 30.0)
         try:
@@ -446,15 +452,18 @@ class Pipeline:
                 raise self._worker_errors[0]
         finally:
             self.stop.set()
-            if capture is not None:
-                capture.join(timeout=2.0 if self.end_reason == "source-error" else 10.0)
+            if capture is not None:  # a capture thread stuck in a read() is left behind (a daemon), not waited for
+                capture.join(timeout=0.1 if self.capture_stuck else 2.0 if self.end_reason in ("source-error", "signal") else 10.0)
             slot.discard()
             for w in workers:  # after an error in this thread: the other SR workers see the stop flag and end
                 w.join(timeout=30.0)
             if writer is not None:
                 outq.put(_END)
                 writer.join()
-            sink.close()
+            try:
+                sink.close()  # finishes a video file; raises when it cannot (disk full while finishing)
+            except Exception as exc:
+                self._finish("sink-error", _describe(exc, self.output_uri))
             if capture is None:
                 source.close()
             self.backend.deactivate()
@@ -476,11 +485,21 @@ class Pipeline:
     def _sr_loop(self, proc: SRProcessor, slot: "_Slot", outq: "queue.Queue", capture: threading.Thread, source) -> None:
         """Take prepared frames, run the model, hand results to the writer with their capture order."""
         last_frame = time.perf_counter()
+        stop_seen = None  # type: Optional[float]
         while True:
             item = slot.get(timeout=0.1)
             if item is None:
-                if self.stop.is_set() and not capture.is_alive():
-                    break
+                if self.stop.is_set():
+                    # Stop once the capture thread has ended, or after a grace period when it has not:
+                    # a read() stuck in a camera driver (or a hung test source) never returns, and the
+                    # run must still end on --source-timeout or a signal.
+                    stop_seen = stop_seen or time.perf_counter()
+                    if not capture.is_alive():
+                        break
+                    if time.perf_counter() - stop_seen > self.stuck_grace:
+                        self.capture_stuck = True
+                        break
+                    continue
                 silent = time.perf_counter() - last_frame
                 if source.live and self.source_timeout and silent > self.source_timeout and not self.stop.is_set():
                     # a camera read that never returns cannot be interrupted; give up on it
@@ -531,6 +550,10 @@ class Pipeline:
             "signal": self.signal_received,
         })
         summary["accounted"] = summary["frames_captured"] == summary["frames_processed"] + summary["frames_dropped"]
+        summary["frames_safe"] = sink.frames_safe
+        summary["input_frames"] = source.frame_count  # None for live sources
+        if self.end_reason in _ERRORS and sink.path:  # say what survives the failure
+            summary["error"] = self.error = "%s; %s" % (self.error, sink.saved_text())
         self.log("kdedge: done (%s): %d processed, %d dropped, %d written, %.1f FPS%s" % (
             summary["end_reason"], summary["frames_processed"], summary["frames_dropped"], summary["frames_written"],
             summary["fps"], ", output %s" % sink.path if sink.path else ""))
@@ -538,8 +561,13 @@ class Pipeline:
             self.log("kdedge: error: %s" % self.error)
         if self.stats_json:
             path = Path(self.stats_json)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+            except (OSError, KdedgeError) as exc:  # checked before the run; a disk that filled up since
+                self.error = summary["error"] = "; ".join(
+                    filter(None, [summary["error"], "--stats-json: " + _describe(exc, str(path))]))
+                self._log("kdedge: error: %s" % summary["error"])
         return summary
 
     def _install_signals(self) -> Optional[Dict[int, Any]]:
@@ -587,3 +615,12 @@ def run_pipeline(bundle_path, input_uri: str = "test://", output_uri: str = "nul
     bundle = load_bundle(bundle_path)
     backends = create_backends(bundle, backend, precision, threads, workers, frame_graph, kwargs.get("tile", 0))
     return Pipeline(bundle, backends[0], input_uri, output_uri, extra_backends=backends[1:], **kwargs).run()
+
+
+def _describe(exc: BaseException, path: str) -> str:
+    """A failure's message for the user: KdedgeError's own, an OSError with its path and cause."""
+    if isinstance(exc, KdedgeError):
+        return exc.message
+    if isinstance(exc, OSError):
+        return from_os_error(exc, path).message
+    return str(exc) or repr(exc)

@@ -104,7 +104,7 @@ def test_eval_bad_input_is_a_clear_error(tmp_path, monkeypatch):
     bundle = make_bundle(tmp_path / "b")
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not a protobuf at all")
-    with pytest.raises(KdedgeError, match="not a readable ONNX model"):
+    with pytest.raises(KdedgeError, match="not a loadable ONNX model"):
         load_upscaler(str(bad), scale=2)
     with pytest.raises(KdedgeError, match="bf16 is computed by OpenVINO") as info:
         load_upscaler(str(bundle), precision="bf16", backend="ort-cpu")

@@ -34,7 +34,7 @@ def test_upscale_image_and_folder(bundle, tmp_path, capsys):
     assert main(["upscale", str(folder), str(tmp_path / "out"), "--model", str(bundle)]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
     assert "3 frame(s)" in capsys.readouterr().out
-    assert main(["upscale", str(folder), "--model", str(bundle)]) == 1
+    assert main(["upscale", str(folder), "--model", str(bundle)]) == 2  # a missing argument: usage error
     assert main(["upscale", "test://", str(tmp_path / "x.mp4"), "--model", str(bundle)]) == 1
 
 
@@ -49,7 +49,7 @@ def test_bench_json(bundle, tmp_path, capsys):
         assert row["precision"] == "fp32" and row["model_ms"]["median"] > 0 and row["e2e_fps"] > 0
         assert row["model_ms"]["p10"] <= row["model_ms"]["median"] <= row["model_ms"]["p90"]
     assert [b["size_hw"] for b in result["bicubic"]] == [[16, 24], [24, 40]]
-    assert main(["bench", str(bundle), "--size", "big"]) == 1
+    assert main(["bench", str(bundle), "--size", "big"]) == 2  # a bad option value: usage error
 
 
 def test_doctor(capsys, tmp_path):

@@ -35,7 +35,10 @@ EPILOG = """examples:
   kdedge export runs/distill/last.safetensors --int8 --out bundle/
   python -m kdedge.camera --model bundle/ --input v4l2:///dev/video0 --output display://0
 
-run `kdedge COMMAND --help` for the options of one command."""
+run `kdedge COMMAND --help` for the options of one command.
+
+exit status: 0 done; 1 failed (the message names the file and the fix); 2 bad arguments;
+130 / 143 stopped by SIGINT / SIGTERM (upscale finishes its output, distill saves a checkpoint first)."""
 
 
 def _overview() -> str:
@@ -56,10 +59,13 @@ def build_parser(name: str):
             "`kdedge %s` cannot run: %s" % (name, exc),
             fix="pip install 'kdedge[%s]'" % extra,
         ) from exc
+    from kdedge.cli._common import EXIT_HELP
+
     doc = (module.__doc__ or summary).strip()
     parser = argparse.ArgumentParser(
         prog="kdedge " + name,
         description=doc,
+        epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
@@ -78,21 +84,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if name not in COMMANDS:
         print("kdedge: unknown command %r; choose one of: %s" % (name, ", ".join(COMMANDS)), file=sys.stderr)
         return 2
-    try:
+
+    def call() -> int:
         module, parser = build_parser(name)
         from kdedge.cli._common import parse_with_config
 
         args = parse_with_config(parser, argv[1:])
-        status = module.run(args)
-        return int(status or 0)
-    except KdedgeError as exc:
-        print("kdedge %s: error: %s" % (name, exc.message), file=sys.stderr)
-        if exc.fix:
-            print("  fix: %s" % exc.fix, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("kdedge %s: interrupted" % name, file=sys.stderr)
-        return 130
+        return module.run(args)
+
+    from kdedge.cli._common import guarded
+
+    return guarded("kdedge " + name, call)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ import re
 import sys
 
 from kdedge.cli._common import add_config_argument
-from kdedge.errors import KdedgeError
+from kdedge.errors import KdedgeError, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +49,8 @@ def _sizes(values):
     sizes = []
     for v in values:
         m = re.match(r"^(\d+)[xX](\d+)$", v)
-        if not m:
-            raise KdedgeError("--size must be HxW (e.g. 270x480), got %r" % v)
+        if not m or not (0 < int(m.group(1)) <= 8192 and 0 < int(m.group(2)) <= 8192):
+            raise UsageError("--size must be HxW with both between 1 and 8192 (e.g. 270x480), got %r" % v)
         sizes.append((int(m.group(1)), int(m.group(2))))
     return sizes
 
@@ -62,17 +62,24 @@ def run(args: argparse.Namespace) -> int:
     if not args.bundle:
         raise KdedgeError("no bundle given", fix="kdedge bench BUNDLE_DIR")
     if args.runs < 2 or args.warmup < 0 or args.rounds < 1:
-        raise KdedgeError("need --runs >= 2, --warmup >= 0, --rounds >= 1")
+        raise UsageError("need --runs >= 2, --warmup >= 0, --rounds >= 1")
+    if args.threads is not None and args.threads < 1 or args.workers < 1:
+        raise UsageError("--threads and --workers must be at least 1")
+    sizes = _sizes(args.size) if args.size else None
+    if args.out:  # checked first: the measurement must not be lost at the end
+        from kdedge.paths import check_writable_file
+
+        check_writable_file(args.out, "--out file")
     log = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     result = bench(args.bundle, backends=args.backend, precisions=args.precision,
-                   sizes=_sizes(args.size) if args.size else DEFAULT_SIZES, runs=args.runs, warmup=args.warmup,
+                   sizes=sizes or DEFAULT_SIZES, runs=args.runs, warmup=args.warmup,
                    rounds=args.rounds, threads=args.threads, e2e=not args.no_e2e, log=log,
                    workers=args.workers,
                    frame_graphs=("off", "on") if args.frame_graph == "both" else (args.frame_graph,))
     text = json.dumps(result, indent=2)
+    print(text if args.json else format_report(result))  # first: a failed --out write loses nothing
     if args.out:
         from pathlib import Path
 
         atomic_write_bytes(Path(args.out), (text + "\n").encode("utf-8"))
-    print(text if args.json else format_report(result))
     return 0

@@ -57,6 +57,11 @@ def run(args) -> int:
         raise KdedgeError("--model is required", fix="e.g. --model bicubic --scale 2")
     if not args.data:
         raise KdedgeError("--data is required", fix="give a folder of HR images, e.g. ../shared/data/test/Set5")
+    if args.crops:  # checked first: a folder that cannot be written must not cost the whole evaluation
+        from kdedge.paths import check_output, check_writable_dir
+
+        check_output(args.crops, [args.data], "--crops folder")
+        check_writable_dir(args.crops, "--crops folder", create=True)
     upscaler = load_upscaler(args.model, weights=args.weights, scale=args.scale, device=args.device,
                              precision=args.precision, backend=args.backend, threads=args.threads)
     try:

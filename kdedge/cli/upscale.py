@@ -4,6 +4,11 @@ IN and OUT are paths or URIs as for `python -m kdedge.camera`: an image gives an
 gives a folder of PNGs with the same names, a video gives a video (.mp4 = mp4v, .avi = MJPG). A
 progress bar is shown with tqdm when it is installed, else a plain counter.
 
+Every write is checked: a full disk or an unwritable folder ends the run with exit status 1 and says
+how many frames are safe; a video is written to a hidden .partial file and renamed only when it is
+finished and reads back. OUT may not be IN. Ctrl-C / SIGTERM finish the frames already done and exit
+130 / 143, saying how many of the input's frames the output holds.
+
 examples:
   kdedge upscale photo.png photo_x2.png
   kdedge upscale frames/ frames_x2/ --model bundle/
@@ -17,7 +22,7 @@ import sys
 import time
 
 from kdedge.cli._common import add_config_argument
-from kdedge.errors import KdedgeError
+from kdedge.errors import KdedgeError, UsageError
 
 
 
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from kdedge.runtime.pipeline import run_pipeline
 
     if not args.input or not args.output:
-        raise KdedgeError("give an input and an output", fix="kdedge upscale IN OUT (see --help)")
+        raise UsageError("give an input and an output", fix="kdedge upscale IN OUT (see --help)")
     model = args.model or str(DEFAULT_BUNDLE)
     if args.model is None and not DEFAULT_BUNDLE.is_dir():
         raise KdedgeError("no --model given and the default bundle %s is not installed" % DEFAULT_BUNDLE,
@@ -98,9 +103,17 @@ def run(args: argparse.Namespace) -> int:
                              progress=progress)
     finally:
         progress.close()
-    print("%d frame(s) %s -> %s in %.1f s (%s)" % (stats["frames_written"], args.input, stats["output_path"] or args.output,
-                                                 stats["elapsed_s"], stats["backend"]))
+    from kdedge.camera import exit_status
+
+    status = exit_status(stats)
     if stats["error"]:
         print("kdedge upscale: error: %s" % stats["error"], file=sys.stderr)
-        return 1
-    return 0
+        return status
+    total = stats.get("input_frames")
+    print("%d frame(s) %s -> %s in %.1f s (%s)" % (stats["frames_safe"], args.input, stats["output_path"] or args.output,
+                                                 stats["elapsed_s"], stats["backend"]))
+    if stats.get("signal"):
+        print("kdedge upscale: interrupted by %s: %s holds %d frame(s)%s; the rest of %s was not processed"
+              % (stats["signal"], stats["output_path"] or args.output, stats["frames_safe"],
+                 "" if total is None else " of %d" % total, args.input), file=sys.stderr)
+    return status

@@ -58,5 +58,7 @@ def load_hr_images(folder: Union[str, Path], scale: int = 1, min_size: int = 0) 
     if small:
         warnings.warn("%s: skipped %d image(s) smaller than %d px: %s" % (folder, len(small), max(min_size, scale), ", ".join(small)), stacklevel=2)
     if not images:
-        raise KdedgeError("data folder %s has no usable image (%d unreadable, %d too small)" % (folder, len(unreadable), len(small)))
+        raise KdedgeError("data folder %s has no usable image (%d unreadable, %d smaller than %d px)"
+                          % (folder, len(unreadable), len(small), max(min_size, scale)),
+                          fix="lower --patch (training needs patch x scale px on a side), or add larger images" if small else None)
     return images

@@ -119,7 +119,7 @@ def _coerce(name: str, value: Any, default: Any, source: str) -> Any:
                 raise ValueError("not an integer")
             return int(value)
         return str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise KdedgeError("%s: %s=%r: %s" % (source, name, value, exc)) from exc
 
 

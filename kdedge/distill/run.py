@@ -37,6 +37,10 @@ def run_command(args, command: str, defaults: Dict[str, Any]) -> int:
     result = train(cfg, command=command)
     if not result["is_main"]:  # torchrun: rank 0 speaks for the run
         return 0
+    if result.get("interrupted"):  # the trainer saved last.safetensors and said so
+        from kdedge.errors import SIGNAL_EXIT
+
+        return SIGNAL_EXIT.get(result["interrupted"], 1)
     print("done: %d steps in %.0f s, best validation Y-PSNR %.2f dB on %s" % (
         result["step"], result["seconds"], result["best_psnr"], ", ".join(result["val_images"][:5])))
     print("checkpoints: %s (deploy) and %s (resume)" % (result["best"], result["last"]))

@@ -17,6 +17,9 @@ import csv
 import io
 import math
 import os
+import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -32,7 +35,7 @@ from kdedge.distill.data import (EMBEDDED_VAL, Image, PatchSampler, embedded_ima
                                  make_val_pairs, validate_psnr)
 from kdedge.distill.footage import agreement_psnr, footage_options, load_footage
 from kdedge.distill.losses import FeatureDistiller, loss_terms, parse_pairs
-from kdedge.errors import KdedgeError
+from kdedge.errors import KdedgeError, from_os_error
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED_TEACHER = ASSETS / "teacher_x2.safetensors"
@@ -261,11 +264,20 @@ def train(cfg: TrainConfig, command: str = "distill") -> Dict[str, Any]:
         if resume_path is not None:
             header = read_header(resume_path)
             check_compatible(header, resume_path, cfg, model_args)
+        created = not out.exists()
         if dist.is_main:
             prepare_run_folder(out, resuming=resume_path is not None)
         ddp.barrier(dist)
-        return _train(cfg, command, device, dist, out, model_args, resume_path, header, create_model, SRModel)
+        try:
+            return _train(cfg, command, device, dist, out, model_args, resume_path, header, create_model, SRModel)
+        except KdedgeError:
+            # bad input found before any training (no images, bad teacher): leave no run folder that
+            # holds nothing but config.yaml
+            if dist.is_main and created and sorted(p.name for p in out.iterdir()) in ([], ["config.yaml"]):
+                shutil.rmtree(str(out), ignore_errors=True)
+            raise
     finally:
+        _Stopper.restore_all()  # also after an exception in the loop
         ddp.cleanup(dist)
 
 
@@ -370,11 +382,16 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
                 "torch_rng": torch.get_rng_state(),
                 "step": step, "best": best, "elapsed": elapsed + (time.time() - t_start),
             }
-        save_checkpoint(path, deploy_module(), arch=cfg.student, model_args=model_args, scale=cfg.scale,
-                        color=cfg.color, step=step, best_metric=best if best > float("-inf") else None,
-                        teacher=teacher_info, config=cfg.to_dict(), train_state=state,
-                        extra={"val_psnr_y": val_psnr, "val_images": [p.name for p in val_pairs],
-                               "world_size": dist.world_size})
+        try:
+            save_checkpoint(path, deploy_module(), arch=cfg.student, model_args=model_args, scale=cfg.scale,
+                            color=cfg.color, step=step, best_metric=best if best > float("-inf") else None,
+                            teacher=teacher_info, config=cfg.to_dict(), train_state=state,
+                            extra={"val_psnr_y": val_psnr, "val_images": [p.name for p in val_pairs],
+                                   "world_size": dist.world_size})
+        except OSError as exc:  # written atomically: the previous checkpoint at `path` is still whole
+            err = from_os_error(exc, str(path), "saving the step-%d checkpoint failed" % step)
+            raise KdedgeError(err.message, fix="%s; then `kdedge %s --resume --out %s` continues from the last "
+                                               "checkpoint saved (still intact)" % (err.fix or "fix the cause", command, out)) from exc
 
     def measure(metric, samples) -> float:
         """metric(SRModel of the deployed weights, samples), leaving the module's train/eval mode as it was."""
@@ -401,7 +418,14 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
     last_val = None
     module.train()
     end = min(cfg.steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.steps
+    # SIGINT/SIGTERM: finish the step in progress, save last.safetensors, then stop (no step lost).
+    # Not under DDP: every rank would have to agree on the stopping step first.
+    stopper = _Stopper(enabled=not dist.enabled)
+    interrupted = None
     while step < end:
+        if stopper.signal is not None:
+            interrupted = stopper.signal
+            break
         lr = lr_at(step, cfg)
         for g in optimizer.param_groups:
             g["lr"] = lr
@@ -468,10 +492,17 @@ def _train(cfg, command, device, dist, out, model_args, resume_path, header, cre
             ddp.barrier(dist)
             # Re-seed so that a run resumed from this checkpoint draws exactly these patches next.
             rng = np.random.default_rng([cfg.seed, dist.rank, step])
+    stopper.restore()
     if bar is not None:
         bar.close()
+    if interrupted is not None and main:
+        if rows:
+            write_metrics(out / "metrics.csv", rows)
+        checkpoint(out / "last.safetensors", with_state=True, val_psnr=last_val)
+        print("%s received: stopped after step %d of %d; saved %s (resume: kdedge %s --resume --out %s)"
+              % (interrupted, step, cfg.steps, out / "last.safetensors", command, out), flush=True)
     return {
-        "out": str(out), "step": step, "best_psnr": best, "val_psnr": last_val,
+        "interrupted": interrupted, "out": str(out), "step": step, "best_psnr": best, "val_psnr": last_val,
         "seconds": elapsed + time.time() - t_start,
         "last": str(out / "last.safetensors"), "best": str(out / "best.safetensors"),
         "val_images": [p.name for p in val_pairs], "is_main": main, "world_size": dist.world_size,
@@ -482,3 +513,35 @@ def _weights(path: Path) -> Dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return {k: v for k, v in load_file(str(path)).items() if not k.startswith("_train/")}
+
+
+class _Stopper:
+    """SIGINT/SIGTERM handlers that only record the signal (the loop stops at the next step boundary);
+    a second signal interrupts at once. Installed from the main thread only; `restore()` puts back
+    the previous handlers."""
+
+    def __init__(self, enabled: bool = True):
+        self.signal = None  # type: Optional[str]
+        self.old = {}  # type: Dict[int, Any]
+        if enabled and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
+            _Stopper.active.append(self)
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt  # a second signal: out now (the checkpoint of the last eval stays)
+        self.signal = signal.Signals(signum).name
+        print("\n%s received: finishing this step and saving a checkpoint (again to abort)" % self.signal, flush=True)
+
+    def restore(self) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        self.old = {}
+
+    active = []  # type: List[_Stopper]
+
+    @classmethod
+    def restore_all(cls) -> None:
+        while cls.active:
+            cls.active.pop().restore()

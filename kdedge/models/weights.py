@@ -72,6 +72,16 @@ def read_safetensors_metadata(path: str) -> Dict[str, str]:
         raise KdedgeError("%s is not a readable safetensors file: %s" % (path, exc)) from exc
 
 
+def _looks_like_torch_file(path: str) -> bool:
+    """torch.save writes a zip (PK\\x03\\x04); legacy files are pickles (protocol 2+: \\x80)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return True
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def _load_torch(path: str) -> Any:
     import pickle
 
@@ -80,6 +90,9 @@ def _load_torch(path: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _looks_like_torch_file(path):  # not a zip and not a pickle: random bytes, another format
+            raise KdedgeError("%s is not a readable PyTorch weights file (%s)" % (path, str(exc).splitlines()[0]),
+                              fix="check the file: it may be truncated or not a .pth at all") from exc
         raise KdedgeError(
             "%s holds pickled Python objects besides tensors; kdedge refuses to unpickle it "
             "(that could run arbitrary code)" % path,
