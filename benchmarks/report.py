@@ -106,7 +106,8 @@ def verdict_section(q: Dict, sp: Dict) -> str:
     qr = {r["key"]: r for r in q.get("rows", [])}
     sr = {r["key"]: r for r in sp.get("rows", [])}
     lines = []
-    for k in ("kdedge-int8", "kdedge-int8-u8s8", "kdedge-fp32", "kdedge-fast-int8", "kdedge-fast-fp32"):
+    for k in ("kdedge-int8", "kdedge-int8-u8s8", "kdedge-fp32", "kdedge-ov-bf16", "kdedge-ov-int8-u8s8", "kdedge-fast-int8",
+              "kdedge-fast-fp32", "kdedge-fast-ov-bf16", "kdedge-fast-ov-int8-u8s8"):
         a, b = qr.get(k, {}), qr.get("fsrcnn", {})
         if k.startswith("kdedge-fast") and not a:
             continue  # no fast student shipped
