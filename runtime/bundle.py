@@ -56,6 +56,17 @@ def _check_int_list(value: Any, n: int, where: str, field: str) -> List[int]:
     return value
 
 
+def _check_file_entry(entry: Any, where: str, field: str) -> None:
+    """A {file, sha256} entry: a relative name inside the bundle and a hex digest."""
+    if not isinstance(entry, dict):
+        raise _fail(where, field, "must be an object with 'file' and 'sha256'")
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
+        raise _fail(where, field + ".file", "must be a relative file name inside the bundle, got %r" % (name,))
+    if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
+        raise _fail(where, field + ".sha256", "must be 64 lower-case hex digits, got %r" % (entry.get("sha256"),))
+
+
 def validate_manifest(manifest: Dict[str, Any], where: str = MANIFEST) -> Dict[str, Any]:
     """Check a manifest dict against format_version 1; raise KdedgeError naming `where` and the field.
 
@@ -113,13 +124,7 @@ def validate_manifest(manifest: Dict[str, Any], where: str = MANIFEST) -> Dict[s
         field = "precisions." + str(prec)
         if prec not in PRECISIONS:
             raise _fail(where, field, "is not a known precision; known: %s" % ", ".join(PRECISIONS))
-        if not isinstance(entry, dict):
-            raise _fail(where, field, "must be an object with 'file' and 'sha256'")
-        name = entry.get("file")
-        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
-            raise _fail(where, field + ".file", "must be a relative file name inside the bundle, got %r" % (name,))
-        if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
-            raise _fail(where, field + ".sha256", "must be 64 lower-case hex digits, got %r" % (entry.get("sha256"),))
+        _check_file_entry(entry, where, field)
     frames = manifest.get("frame_graphs", {})
     if not isinstance(frames, dict):
         raise _fail(where, "frame_graphs", "must be an object of precision -> {file, sha256}")
@@ -129,13 +134,7 @@ def validate_manifest(manifest: Dict[str, Any], where: str = MANIFEST) -> Dict[s
             raise _fail(where, field, "has no model of that precision in 'precisions'")
         if manifest["color"] != "y":
             raise _fail(where, field, "whole-frame graphs exist for Y students only")
-        if not isinstance(entry, dict):
-            raise _fail(where, field, "must be an object with 'file' and 'sha256'")
-        name = entry.get("file")
-        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
-            raise _fail(where, field + ".file", "must be a relative file name inside the bundle, got %r" % (name,))
-        if not isinstance(entry.get("sha256"), str) or not _SHA256.match(entry["sha256"]):
-            raise _fail(where, field + ".sha256", "must be 64 lower-case hex digits, got %r" % (entry.get("sha256"),))
+        _check_file_entry(entry, where, field)
     if manifest["default_precision"] not in precisions:
         raise _fail(where, "default_precision", "is %r but precisions has only %s" % (manifest["default_precision"], sorted(precisions)))
     return manifest
