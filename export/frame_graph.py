@@ -1,28 +1,30 @@
 """The whole-frame graph: BGR uint8 frame in, BGR uint8 SR frame out, colour work inside one ONNX model.
 
 Why: a Y-channel student is a third of an RGB model's work, but the colour split and merge around it
-then run in Python/OpenCV on one CPU core (about 4 ms per 540x960 frame), a third of the frame time
-once OpenVINO runs the model at INT8 speed, and on a Jetson that work would land on the slow Arm CPU
-while the GPU waits. Inside the graph, the engine that runs the model (OpenVINO's CPU plugin, TensorRT)
-does it with its own threads and fused kernels.
+then run in Python/OpenCV on the CPU (4-8 ms per 540x960 frame on one core), a large share of the
+frame time once OpenVINO runs the model at INT8 or bf16 speed, and on a Jetson that work would land on
+the slow Arm CPU while the GPU waits. Inside the graph, the engine that runs the model (OpenVINO's CPU
+plugin, TensorRT) does it with its own threads and kernels.
 
 The graph reproduces `kdedge.runtime.colour` (split_y / merge_y), step by step:
   frame (1, H, W, 3) uint8 BGR
   -> MATLAB Y / 255 (the model's input, the protocol's Y, exactly `colour.luma01` in float)
-  -> the student (the bundle's own ONNX file, unchanged: FP32, FP16 or Q/DQ INT8)
-  -> studio Y to full-range Y, rounded and saturated to 0..255 (as cv2.addWeighted to CV_8U does)
+  -> the student (the bundle's own ONNX file: FP32 or Q/DQ INT8), without its final pixel shuffle
   chroma: full-range BT.601 Cr, Cb in OpenCV's own fixed-point arithmetic (bit-exact with cvtColor),
-          upscaled by ONNX Resize cubic with a = -0.75, half-pixel centres and edge clamping (OpenCV's
-          INTER_CUBIC), rounded and saturated as cv2.resize on uint8 does
-  -> YCrCb to BGR in OpenCV's fixed-point arithmetic, saturated -> (1, sH, sW, 3) uint8.
-Run in f32, the graph equals the Python path except where the engine's bicubic or the model's float
-rounding differs; tests/test_frame_graph.py measures it (within one grey level on more than 99.9% of
-pixels is the requirement). Engines that compute float layers in bf16 or fp16 must keep this graph's
-colour nodes in f32 (`kdedge.runtime.backends.openvino` does).
+          upscaled bicubically with a = -0.75, half-pixel centres and edge clamping (OpenCV's
+          INTER_CUBIC) as a polyphase depthwise conv (`bicubic_phase_kernels`), rounded and
+          saturated as cv2.resize on uint8 does
+  -> on the s*s phase planes: studio Y to full-range Y, rounded and saturated (as cv2.addWeighted to
+     CV_8U does), YCrCb to BGR in OpenCV's fixed-point arithmetic, saturated, cast to uint8
+  -> one uint8 transpose: the pixel shuffle and NCHW -> NHWC at once -> (1, sH, sW, 3) uint8.
+Run in f32, the graph equals the Python path except where the model's float rounding differs;
+tests/test_frame_graph.py measures it (within one grey level on more than 99.9% of pixels is the
+requirement). Engines that compute float layers in bf16 or fp16 must keep this graph's colour nodes in
+f32 (`kdedge.runtime.backends.create_backend` compiles it with f32 on OpenVINO).
 
 Built with `onnx.compose.merge_models` from three graphs (pre, student, post), so the student's nodes and
-weights are copied bit for bit. Only for Y students with size multiple 1 (the shipped ones); RGB students
-need no colour work.
+weights are copied bit for bit, but for the pixel shuffle `unshuffle_output` removes. Only for Y students
+with size multiple 1 (the shipped ones); RGB students need no colour work.
 """
 from __future__ import annotations
 
@@ -31,8 +33,7 @@ from typing import Union
 
 import numpy as np
 
-FRAME_INPUT = "frame"
-FRAME_OUTPUT = "frame_sr"
+from kdedge.runtime.bundle import FRAME_INPUT, FRAME_OUTPUT  # the schema's names, read by the runtime
 
 # OpenCV's 8-bit BT.601 full-range YCrCb is fixed point with 14 fraction bits (imgproc/color_yuv):
 #   Y = round(.299 R + .587 G + .114 B); Cr = round((R - Y) .713 + 128); Cb = round((B - Y) .564 + 128)
@@ -262,7 +263,7 @@ def build_frame_graph(student: Union[str, Path, "object"], scale: int, input_nam
     model = onnx.load(str(student)) if isinstance(student, (str, Path)) else onnx.ModelProto.FromString(student.SerializeToString())
     topological_sort(model)
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    opset = max(opset, 13)  # Resize with the (roi, scales) inputs, Round, Clip with tensor bounds
+    opset = max(opset, 13)  # Split with a `split` input (13), Pad with a `pads` input, Round, Clip with tensor bounds
     if any(o.domain in ("", "ai.onnx") and o.version < opset for o in model.opset_import):
         model = onnx.version_converter.convert_version(model, opset)
     ir = model.ir_version
@@ -281,7 +282,7 @@ def build_frame_graph(student: Union[str, Path, "object"], scale: int, input_nam
     for prop in model.metadata_props:
         merged.metadata_props.add(key=prop.key, value=prop.value)
     merged.metadata_props.add(key="kdedge_frame_graph",
-                              value="BGR uint8 NHWC in/out; chroma: ONNX Resize cubic a=-0.75 half_pixel (cv2.INTER_CUBIC)")
+                              value="BGR uint8 NHWC in/out; chroma: bicubic a=-0.75 half-pixel, edge clamp (cv2.INTER_CUBIC), polyphase conv")
     onnx.checker.check_model(merged)
     return merged
 
@@ -329,8 +330,7 @@ def add_frame_graphs(bundle_folder) -> dict:
         manifest = json.loads((tmp / "b" / MANIFEST).read_text(encoding="utf-8"))
         manifest["frame_graphs"] = frame_graph_files(tmp / "b", manifest)
         write_manifest(tmp / "b", manifest)
-        old = tmp / "old"
-        os.replace(str(folder), str(old))
+        os.replace(str(folder), str(tmp / "old"))  # removed with tmp below
         os.replace(str(tmp / "b"), str(folder))
     finally:
         shutil.rmtree(str(tmp), ignore_errors=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from kdedge.runtime import colour, io
 from kdedge.runtime.backends import CPU_BACKENDS, available_backends, create_backend, frame_graph_problem
-from kdedge.runtime.bundle import load_bundle
+from kdedge.runtime.bundle import FRAME_INPUT, load_bundle
 from kdedge.runtime.pipeline import Pipeline, SRProcessor, create_backends
 
 DEFAULT_SIZES = ((270, 480), (540, 960))  # (H, W) of the LR luma
@@ -43,7 +43,7 @@ def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], run
     with be:
         proc = SRProcessor(bundle, be)
         chw, _, _ = proc.prepare(_frame(h, w))
-        feed = {"frame": chw} if proc.frame_graph else {bundle.input_name: np.ascontiguousarray(chw[None])}
+        feed = {FRAME_INPUT: chw} if proc.frame_graph else {bundle.input_name: np.ascontiguousarray(chw[None])}
         for _ in range(warmup):
             be.infer(feed, check_inputs=False)
         times = []

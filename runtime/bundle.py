@@ -26,6 +26,9 @@ MANIFEST = "manifest.json"
 ENGINES_DIR = "engines"
 COLORS = ("y", "rgb")
 PRECISIONS = ("fp32", "fp16", "int8", "int8_u8s8")
+# The whole-frame graphs' tensors (export/frame_graph.py): (1, H, W, 3) uint8 BGR in, (1, sH, sW, 3) out.
+FRAME_INPUT = "frame"
+FRAME_OUTPUT = "frame_sr"
 _CHANNELS = {"y": 1, "rgb": 3}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = (

@@ -39,7 +39,7 @@ from kdedge.errors import KdedgeError, from_os_error
 from kdedge.runtime import colour, io
 from kdedge.runtime.backends import describe_choice
 from kdedge.runtime.backends.profile import choose_tile
-from kdedge.runtime.bundle import atomic_write_bytes
+from kdedge.runtime.bundle import FRAME_INPUT, FRAME_OUTPUT, atomic_write_bytes
 
 _END = object()
 _ERRORS = ("source-error", "sink-error", "model-error")  # end reasons that are failures: they outrank the others
@@ -88,7 +88,7 @@ class SRProcessor:
         the whole-frame graph (1, H, W, 3) uint8 BGR -> (sH, sW, 3) uint8 BGR."""
         self.model_time = 0.0
         if self.frame_graph:
-            out = self.backend.infer({"frame": chw}, check_inputs=False)["frame_sr"]
+            out = self.backend.infer({FRAME_INPUT: chw}, check_inputs=False)[FRAME_OUTPUT]
             self.model_time = self.backend.inference_time or 0.0
             return out[0]
         c, h, w = chw.shape

@@ -188,40 +188,30 @@ def create_backend(bundle, backend: str = "auto", precision: Optional[str] = "au
     prec_choice = choose_precision(bundle, name, precision)
     prec = prec_choice.value
     frame_choice = choose_frame_graph(bundle, name, prec, frame_graph, tile)
-    if frame_choice.value == "on":
-        # the colour arithmetic is exact only in f32 (export/frame_graph.py), so no bf16 float layers here
-        if name == "openvino":
-            from kdedge.runtime.backends.openvino import OpenVinoBackend
-
-            be = OpenVinoBackend(bundle.frame_model_path(prec), hint="f32", threads=threads)  # type: Backend
-        else:
-            from kdedge.runtime.backends.ort import OrtBackend
-
-            be = OrtBackend(bundle.frame_model_path(prec), provider=name.split("-", 1)[1], threads=threads)
-        be.description += " frame-graph"
-        be.frame_graph = True
-        be.precision, be.backend_name = prec, name
-        be.choice = {"backend": backend_choice._asdict(), "precision": prec_choice._asdict(),
-                     "frame_graph": frame_choice._asdict()}
-        return be
+    frame_on = frame_choice.value == "on"  # never on TensorRT (frame_graph_problem)
     if name == "tensorrt":
         from kdedge.runtime.backends.trt import TrtBackend, load_or_build_engine
 
         if prec == "int8_u8s8":
             raise KdedgeError("TensorRT cannot run the asymmetric int8_u8s8 variant", fix="use --precision int8")
         bundle.model_path(prec)  # verify the ONNX file the engine is built from
-        be = TrtBackend(load_or_build_engine(bundle, prec), device=device)
+        be = TrtBackend(load_or_build_engine(bundle, prec), device=device)  # type: Backend
     elif name == "openvino":
-        be = open_model(bundle.model_path("fp32" if prec == "bf16" else prec), "openvino", threads, prec)
+        path = bundle.frame_model_path(prec) if frame_on else bundle.model_path("fp32" if prec == "bf16" else prec)
+        # the frame graph's colour arithmetic is exact only in f32 (export/frame_graph.py): no bf16 there
+        be = open_model(path, "openvino", threads, "fp32" if frame_on else prec)
     else:
         from kdedge.runtime.backends.ort import OrtBackend
 
         provider = name.split("-", 1)[1]
-        be = OrtBackend(bundle.model_path(prec), provider=provider, threads=threads,
-                        trt_cache_dir=str(bundle.engines_dir / "ort-trt") if provider == "tensorrt" else None)
+        path = bundle.frame_model_path(prec) if frame_on else bundle.model_path(prec)
+        be = OrtBackend(path, provider=provider, threads=threads,
+                        trt_cache_dir=str(bundle.engines_dir / "ort-trt") if provider == "tensorrt" and not frame_on else None)
+    if frame_on:
+        be.description += " frame-graph"
     be.precision = prec
     be.backend_name = name
-    be.frame_graph = False
+    be.frame_graph = frame_on
     be.choice = {"backend": backend_choice._asdict(), "precision": prec_choice._asdict(),
                  "frame_graph": frame_choice._asdict()}
     return be

@@ -26,6 +26,7 @@ create_infer_request, infer) exist unchanged from 2023.1 to 2026.4.
 from __future__ import annotations
 
 import collections
+import functools
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -33,7 +34,7 @@ import numpy as np
 from kdedge.errors import KdedgeError
 from kdedge.runtime.backends.base import Backend, InputMetadata
 
-HINTS = {"f32": "f32", "bf16": "bf16"}
+HINTS = ("f32", "bf16")  # INFERENCE_PRECISION_HINT values used
 _FIX = "pip install openvino (2024.4.0 on Python 3.8), or pick --backend ort-cpu"
 _NP_TYPES = {"f32": np.float32, "f16": np.float16, "u8": np.uint8, "i8": np.int8, "i64": np.int64}
 
@@ -56,8 +57,10 @@ def openvino_available() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin can compute in bf16 here (AVX512-BF16 or AMX)."""
+    """Whether OpenVINO's CPU plugin can compute in bf16 here (AVX512-BF16 or AMX). Asked once per
+    process: every `auto` precision choice and bf16 activation needs it, and each ask makes a Core."""
     ov = import_openvino()
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
@@ -82,7 +85,7 @@ class OpenVinoBackend(Backend):
 
     def config(self) -> Dict[str, str]:
         """The properties every compilation gets (strings: the same keys from 2023.1 to 2026.x)."""
-        cfg = {"INFERENCE_PRECISION_HINT": HINTS[self.hint], "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
+        cfg = {"INFERENCE_PRECISION_HINT": self.hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
                # Pinning puts the threads of every compiled model on the same first cores: two 1-thread
                # SR workers then share one core (measured, bf16 at 540x960: 29.7 FPS pinned vs 48.8
                # unpinned end to end; one 2-thread model: 45.7 either way). Let the OS place threads.
@@ -94,7 +97,7 @@ class OpenVinoBackend(Backend):
     def activate_impl(self) -> None:
         ov = import_openvino()
         self._core = ov.Core()
-        if self.hint == "bf16" and "BF16" not in self._core.get_property(self.device, "OPTIMIZATION_CAPABILITIES"):
+        if self.hint == "bf16" and not cpu_has_bf16():
             raise KdedgeError("this CPU has no bf16 support (OpenVINO lists no BF16 capability)",
                               fix="use --precision fp32 or int8 on this machine")
         try:
