@@ -20,11 +20,12 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from kdedge.errors import KdedgeError, from_os_error
+from kdedge.runtime.doctor import TEGRA_RELEASE  # L4T's release file (doctor reads it; stdlib-only import)
 
 OK, EOS, ERROR = "OK", "EOS", "ERROR"
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "file", "test")
@@ -388,7 +389,7 @@ _RTSP_URL = re.compile(r"^rtsps?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+$")
 
 def is_jetson() -> bool:
     """A Jetson (L4T): NVIDIA's hardware decoders (nvv4l2decoder) and nvvidconv exist."""
-    return os.path.isfile("/etc/nv_tegra_release")
+    return os.path.isfile(TEGRA_RELEASE)
 
 
 def input_codec(codec: Optional[str], scheme: str) -> str:
@@ -434,20 +435,17 @@ def rtsp_pipeline(url: str, opt: VideoOptions, jetson: bool = False) -> str:
 
 # -- USB (V4L2) cameras ----------------------------------------------------------------------------
 
-class V4l2Mode:
-    """One mode a V4L2 camera offers: codec ("mjpeg", "raw", "h264", ...), fourcc, size, frame rate."""
+class V4l2Mode(NamedTuple):
+    """One mode a V4L2 camera offers: fourcc, size, frame rate; `codec` ("mjpeg", "raw", "h264", ...)."""
 
-    def __init__(self, fourcc: str, width: int, height: int, fps: float):
-        self.fourcc = fourcc
-        self.codec = _FOURCC_CODEC.get(fourcc, "raw" if fourcc in _RAW_FOURCC else fourcc.lower())
-        self.width, self.height, self.fps = int(width), int(height), float(fps)
+    fourcc: str
+    width: int
+    height: int
+    fps: float
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, V4l2Mode) and (self.fourcc, self.width, self.height, self.fps) == (
-            other.fourcc, other.width, other.height, other.fps)
-
-    def __repr__(self) -> str:
-        return "V4l2Mode(%s %dx%d @ %g)" % (self.fourcc, self.width, self.height, self.fps)
+    @property
+    def codec(self) -> str:
+        return _FOURCC_CODEC.get(self.fourcc, "raw" if self.fourcc in _RAW_FOURCC else self.fourcc.lower())
 
 
 _FOURCC_CODEC = {"MJPG": "mjpeg", "JPEG": "mjpeg", "H264": "h264", "HEVC": "h265", "H265": "h265"}
