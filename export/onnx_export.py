@@ -145,7 +145,7 @@ def open_onnx(model, backend: str = "ort-cpu", precision: str = "fp32", threads:
     """An active CPU backend of the runtime (`kdedge.runtime.backends.open_model`) for an ONNX path or
     ModelProto: parity, calibration, the sensitivity pass and the accuracy gate all run models through
     it, so what export measures is the code that ships. `precision` only steers OpenVINO's float
-    compute (fp32 -> f32, bf16, int8 -> the runtime's choice for INT8 graphs)."""
+    compute: bf16 computes in bf16, every other precision in f32."""
     from kdedge.runtime.backends import open_model
 
     with onnx_file(model) as path:
