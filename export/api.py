@@ -341,10 +341,12 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         # and the lower estimated drop wins.
         work = tempfile.TemporaryDirectory(prefix="%s%d-" % (WORK_PREFIX, os.getpid()))  # pid: see clean_stale
         graphs = {"plain": fp32}
+        qat = (model.meta or {}).get("qat")
         split_proto, split_nodes = split_identity(onnx.load(str(fp32)))
-        if split_nodes:
+        if split_nodes and not qat:  # a QAT student was trained for the plain graph
             graphs["identity-split"] = save_model(split_proto, Path(work.name) / "split.onnx")
-        plans = {g: _plan_int8(path, calib_inputs, drop_of, opts, log, g) for g, path in graphs.items()}
+        plans = {g: (_plan_qat(path, qat, calib_inputs, drop_of, log) if qat else
+                     _plan_int8(path, calib_inputs, drop_of, opts, log, g)) for g, path in graphs.items()}
         graph = min(plans, key=lambda g: plans[g]["final_drop"])
         plan = plans[graph]
         if len(plans) > 1:
@@ -358,7 +360,8 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         _logged(log, "int8", save_model(int8, tmp / FORMATS["int8"]["file"]), t_int8)
         precisions["int8"] = {"file": FORMATS["int8"]["file"], "quantization": {
             "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric",
-            "calibration": chosen if chosen != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE,
+            "calibration": ("learned (kdedge qat, %d steps)" % qat["config"]["steps"]) if qat else
+                           chosen if chosen != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE,
             "calibration_images": len(calib_inputs), "calibration_folder": calib_label,
             "method_estimated_drop_db_on_calibration_set": method_drops,
             "excluded_nodes": excluded, "qdq_counts": form,
@@ -369,8 +372,11 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
         models_for_table["int8"] = int8
         naive = qz.quantize_qdq(fp32, cal.ranges(plans["plain"]["stats"], "minmax"))
         models_for_table["int8_naive_minmax"] = naive
+        if qat:  # post-training quantization of the same network and float nodes: reported beside QAT
+            models_for_table["int8_ptq"] = qz.quantize_qdq(fp32, cal.ranges(stats, cal.DEFAULT_METHOD), excluded=excluded)
         if opts.u8s8:
-            u8 = qz.quantize_qdq(source, cal.ranges(stats, chosen, symmetric=False), excluded=excluded, u8s8=True)
+            u8_ranges = plan["u8s8_ranges"] if qat else cal.ranges(stats, chosen, symmetric=False)
+            u8 = qz.quantize_qdq(source, u8_ranges, excluded=excluded, u8s8=True)
             set_metadata(u8, dict(meta, kdedge_precision="int8_u8s8"))
             _logged(log, "int8_u8s8", save_model(u8, tmp / FORMATS["int8_u8s8"]["file"]), t_int8)
             precisions["int8_u8s8"] = {"file": FORMATS["int8_u8s8"]["file"], "quantization": {
@@ -489,6 +495,40 @@ def _plan_int8(path, calib_inputs, drop_of, opts: ExportOptions, log, label: str
         log("[%s] sensitivity: all-INT8 estimated drop %.3f dB; kept in float: %s -> %.3f dB (%.1f s)"
             % (label, sens.all_quantized_drop, sens.excluded or "none", sens.final_drop, time.time() - t0))
     return plan
+
+
+def _plan_qat(path, qat: Dict[str, Any], calib_inputs, drop_of, log) -> Dict[str, Any]:
+    """The INT8 plan of a QAT checkpoint (`kdedge qat`): its learned ranges and the float nodes it was trained with.
+
+    Calibration still runs, for the tensors QAT does not quantize and for the PTQ row the gate
+    reports beside QAT. U8S8 gets the same ranges, non-negative tensors as [0, amax] (twice the
+    resolution of the symmetric grid QAT trained on, which only removes rounding noise).
+    """
+    from kdedge.export import calibrate as cal
+    from kdedge.export import quantize as qz
+
+    learned = {k: float(v) for k, v in (qat.get("activation_amax") or {}).items()}
+    stats = cal.collect_statistics(path, calib_inputs)
+    unknown = sorted(set(learned) - set(stats))
+    if not learned or unknown:
+        raise KdedgeError("the QAT ranges of this checkpoint do not match its exported graph (%s)"
+                          % (", ".join(unknown[:3]) or "no ranges"),
+                          fix="re-run `kdedge qat` with this kdedge version, or export the checkpoint it started from")
+    import onnx
+
+    nodes = {n.name for n in onnx.load(str(path)).graph.node}
+    excluded = list(qat.get("float_nodes") or [])
+    if set(excluded) - nodes:
+        raise KdedgeError("the QAT float nodes %s are not in the exported graph" % sorted(set(excluded) - nodes),
+                          fix="re-run `kdedge qat` with this kdedge version")
+    ranges = dict(cal.ranges(stats, cal.DEFAULT_METHOD), **{k: (-a, a) for k, a in learned.items()})
+    u8s8 = dict(cal.ranges(stats, cal.DEFAULT_METHOD, symmetric=False),
+                **{k: ((0.0 if stats[k].low >= 0 else -a), a) for k, a in learned.items()})
+    drop = round(drop_of(qz.quantize_qdq(path, ranges, excluded=excluded)), 4)
+    log("[qat] learned ranges for %d tensors, float: %s; estimated drop %.4f dB on the calibration images"
+        % (len(learned), ", ".join(excluded) or "none", drop))
+    return {"stats": stats, "method": "qat", "method_drops": {"qat": drop}, "ranges": ranges, "u8s8_ranges": u8s8,
+            "excluded": excluded, "sensitivity": None, "final_drop": drop}
 
 
 def _images(opts: ExportOptions, model):

@@ -147,7 +147,7 @@ def _outputs(model, val: "ValSet", backend: str, precision: str) -> Tuple[List[n
 
 
 def accuracy_table(models: Dict[str, Any], val: ValSet, reference: str = "fp32",
-                   backends: Optional[Sequence[str]] = None, report_only: Sequence[str] = ("int8_naive_minmax",)
+                   backends: Optional[Sequence[str]] = None, report_only: Sequence[str] = ("int8_naive_minmax", "int8_ptq")
                    ) -> List[Dict[str, Any]]:
     """Rows {backend, precision, engine, psnr_vs_gt, psnr_vs_fp32, drop_db, dataset, images}: each named
     model (an ONNX path or ModelProto) on each backend (default `table_backends()`), run through the

@@ -218,7 +218,7 @@ def load_checkpoint_full(path: PathLike, device: str = "cpu") -> Tuple[Any, Dict
     train_state = None
     if "train_state" in header:
         train_state = _unflatten(header["train_state"], tensors)
-    meta = {k: header.get(k) for k in ("teacher", "step", "best_metric", "kdedge_version", "config")}
+    meta = {k: header.get(k) for k in ("teacher", "step", "best_metric", "kdedge_version", "config", "qat")}
     meta["checkpoint"] = str(path)
     model = SRModel(module=module, arch=arch, scale=int(header["scale"]), color=header["color"],
                     model_args=dict(model_args), meta=meta)

@@ -21,6 +21,7 @@ COMMANDS = {
     "eval": ("kdedge.cli.eval", "measure PSNR/SSIM of a model, checkpoint, ONNX file or bundle (standard SR protocol)", "train"),
     "train": ("kdedge.cli.train", "train a student on paired data without a teacher", "train"),
     "distill": ("kdedge.cli.distill", "distil a teacher into a small INT8-friendly student", "train"),
+    "qat": ("kdedge.cli.qat", "quantization-aware fine-tuning: a student that loses (almost) nothing in all-INT8", "train"),
     "export": ("kdedge.cli.export", "export a checkpoint to an ONNX / INT8 / FP16 bundle (and a TensorRT engine)", "export"),
     "upscale": ("kdedge.cli.upscale", "super-resolve image files, folders or videos with a bundle", "cpu"),
     "bench": ("kdedge.cli.bench", "latency and FPS of a bundle per backend, precision and input size", "cpu"),

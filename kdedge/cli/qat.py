@@ -1,0 +1,65 @@
+"""Quantization-aware fine-tuning: make a trained student lose (almost) nothing in all-INT8.
+
+Takes a checkpoint of an anchor / repanchor student (what `kdedge distill` writes), fuses it, and
+fine-tunes it with the exact Q/DQ of the exported INT8 graph simulated (per-channel INT8 weights,
+per-tensor INT8 activations with learned ranges at every quantized tensor), distilling from the FP32
+student itself and the ground truth. The checkpoint it writes carries the learned ranges;
+`kdedge export` puts them into the INT8 files instead of calibrating and keeps every node in INT8
+(no float islands: the fast graph on OpenVINO and TensorRT).
+
+Validation (for picking the best step) is a split of the training images, never a test set:
+the last --val-holdout images of --data (or scikit-image's `coffee` and `camera` without --data).
+
+examples:
+  kdedge qat runs/distill/last.safetensors --out runs/qat/                 # embedded images, a few minutes
+  kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \\
+      --data ../shared/data/train/BSD200 --steps 6000 --out runs/qat_default/
+  kdedge export runs/qat_default/qat.safetensors --int8 --u8s8 --out bundle/
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kdedge.distill.qat import QatConfig
+
+    d = QatConfig()
+    parser.add_argument("checkpoint", help="kdedge checkpoint of an anchor / repanchor student, or a bundle folder of one")
+    parser.add_argument("--out", default="runs/qat", help="run folder; writes qat.safetensors and qat.json (default: runs/qat)")
+    parser.add_argument("--data", action="append", default=[], metavar="DIR",
+                        help="HR training image folder (repeatable; default: scikit-image's embedded photos)")
+    parser.add_argument("--val-holdout", type=int, default=8, help="images held out of --data for validation (default 8)")
+    parser.add_argument("--steps", type=int, default=d.steps, help="fine-tuning steps (default %d)" % d.steps)
+    parser.add_argument("--batch", type=int, default=d.batch, help="patches per step (default %d)" % d.batch)
+    parser.add_argument("--patch", type=int, default=d.patch, help="LR patch size (default %d)" % d.patch)
+    parser.add_argument("--lr", type=float, default=d.lr, help="weight learning rate, cosine to 0 (default %g)" % d.lr)
+    parser.add_argument("--lr-amax", type=float, default=d.lr_amax, help="learning rate of the log activation ranges (default %g)" % d.lr_amax)
+    parser.add_argument("--gt-weight", type=float, default=d.gt_weight,
+                        help="share of the ground-truth L1 in the loss; the rest is L1 to the FP32 student (default %g)" % d.gt_weight)
+    parser.add_argument("--eval-interval", type=int, default=d.eval_interval, help="steps between validations (default %d)" % d.eval_interval)
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default %d)" % d.seed)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+
+
+def run(args) -> int:
+    import json
+    import os
+
+    from kdedge.distill.qat import QatConfig, run_qat
+    from kdedge.errors import KdedgeError
+
+    if args.steps < 1 or args.batch < 1 or args.patch < 8 or args.eval_interval < 1:
+        raise KdedgeError("--steps, --batch, --eval-interval must be >= 1 and --patch >= 8", fix="check the numbers")
+    if not 0.0 <= args.gt_weight <= 1.0:
+        raise KdedgeError("--gt-weight must be in [0, 1] (got %g)" % args.gt_weight, fix="e.g. --gt-weight 0.5")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
+                    gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed)
+    summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout)
+    print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best")}, indent=1))
+    print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))
+    return 0

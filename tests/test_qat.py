@@ -1,0 +1,143 @@
+"""Quantization-aware fine-tuning (`kdedge qat`): the simulation is the exported Q/DQ graph, and export
+writes the learned ranges instead of calibrating."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdedge.errors import KdedgeError
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _student(arch="repanchor", seed=0, **args):
+    from kdedge.models import create_model
+    from kdedge.models.descriptor import SRModel
+
+    torch.manual_seed(seed)
+    args = dict({"width": 8, "depth": 1}, **args) if arch != "espcn" else args
+    module = create_model(arch, scale=2, color="y", **args)
+    with torch.no_grad():  # trained-looking weights: the identity dominates, as after real training
+        for p in module.parameters():
+            p.mul_(0.5)
+    return SRModel(module=module.eval(), arch=arch, scale=2, color="y", model_args=dict(args))
+
+
+def _patches(n=4, size=24, seed=0):
+    """Real image content (calibration photos), Y in [0, 1]: activations with realistic ranges."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in sorted((REPO / "calib_data").glob("*.png"))[:n]:
+        im = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+        y, x = rng.integers(0, im.shape[0] - size), rng.integers(0, im.shape[1] - size)
+        out.append(im[y:y + size, x:x + size])
+    return torch.from_numpy(np.stack(out)[:, None].copy())
+
+
+def test_fake_quant_rounds_saturates_and_passes_gradients():
+    from kdedge.distill.qat import fake_quant
+
+    amax = torch.tensor(1.27, requires_grad=True)  # scale 0.01
+    x = torch.tensor([0.004, 0.005, 0.006, -0.015, 2.0, -2.0], requires_grad=True)
+    y = fake_quant(x, amax)
+    # half to even like QuantizeLinear (0.5 -> 0, -1.5 -> -2), saturation at 127 and at -128 (not -127)
+    assert torch.allclose(y, torch.tensor([0.0, 0.0, 0.01, -0.02, 1.27, -1.28]), atol=1e-6)
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0, 1.0, 1.0, 0.0, 0.0]  # straight through inside the range only
+    assert amax.grad is not None and float(amax.grad) != 0.0  # LSQ: the range is learned
+
+
+def test_simulation_is_the_exported_qdq_graph(tmp_path):
+    """ONNX Runtime without graph optimizations computes exactly what the QDQ graph says; the torch
+    simulation QAT trains must match it (a range on the wrong tensor differs by ~1e-3 on average)."""
+    from kdedge.distill.qat import QuantSim, calibrate_amax
+    from kdedge.export.onnx_export import export_onnx
+    from kdedge.export.quantize import quantize_qdq
+
+    model = _student()
+    x = _patches()
+    sim = QuantSim.build(model.module, calibrate_amax(model.module, [x])).eval()
+    fp32 = export_onnx(model, tmp_path / "model.onnx")
+    from kdedge.distill.qat import FLOAT_NODES
+
+    import onnx
+
+    from kdedge.export.calibrate import float_tensors
+
+    # every float tensor needs a range for the quantizer; those QAT does not learn feed float nodes only
+    ranges = dict({t: (-1.0, 1.0) for t in float_tensors(onnx.load(str(fp32)))}, **{k: (-a, a) for k, a in sim.amax().items()})
+    proto = quantize_qdq(fp32, ranges, excluded=FLOAT_NODES)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"lr": x.numpy()})[0]
+    with torch.no_grad():
+        want = sim(x).numpy()
+    diff = np.abs(got - want)
+    # float accumulation order differs (ORT vs torch), so a value at a rounding tie may land one grid
+    # step apart inside the net; on average the outputs agree to float precision
+    assert diff.mean() < 2e-5 and diff.max() < 5e-3, (diff.mean(), diff.max())
+    assert (diff > 1e-5).mean() < 0.01
+
+
+def test_qat_refuses_students_it_cannot_simulate():
+    from kdedge.distill.qat import QuantSim
+
+    with pytest.raises(KdedgeError, match="anchor / repanchor"):
+        QuantSim.build(_student("espcn").module, {})
+
+
+@pytest.mark.slow
+def test_qat_checkpoint_exports_with_its_learned_ranges(tmp_path):
+    pytest.importorskip("skimage")
+    from onnx import numpy_helper
+
+    from kdedge.checkpoint import read_header, save_checkpoint
+    from kdedge.cli import main
+    from kdedge.export.api import ExportOptions, export_bundle
+
+    model = _student()
+    ckpt = tmp_path / "student.safetensors"
+    save_checkpoint(ckpt, model.module, arch="repanchor", model_args={"width": 8, "depth": 1}, scale=2, color="y")
+    out = tmp_path / "qat"
+    assert main(["qat", str(ckpt), "--out", str(out), "--steps", "4", "--eval-interval", "2",
+                 "--patch", "16", "--batch", "2"]) == 0
+    summary = json.loads((out / "qat.json").read_text())
+    assert [h["step"] for h in summary["history"]] == [0, 2, 4]
+    amax = read_header(out / "qat.safetensors")["qat"]["activation_amax"]
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in sorted((REPO / "calib_data").glob("*.png"))[:10]:
+        (calib / p.name).write_bytes(p.read_bytes())
+    result = export_bundle(str(out / "qat.safetensors"),
+                           ExportOptions(out=tmp_path / "bundle", int8=True, u8s8=True, calib=calib, log=lambda s: None))
+    q = result["manifest"]["precisions"]["int8"]["quantization"]
+    assert q["excluded_nodes"] == ["/net/Concat", "/net/Add"] and q["calibration"].startswith("learned") and q["graph"] == "plain"
+    import onnx
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "bundle" / "model.int8.onnx")).graph.initializer}
+    for name in ("lr", "/net/body/body.1/Relu_output_0", "/net/body/body.0/Conv_output_0"):
+        assert np.isclose(float(inits[name + "_scale"]), amax[name] / 127, rtol=1e-6), name
+    rows = {(r["backend"], r["precision"]) for r in result["table"]}
+    assert ("ort-cpu", "int8_ptq") in rows  # the gate shows what post-training quantization would ship
+
+
+def test_a_shipped_bundle_is_a_qat_starting_point():
+    """The shipped bundles' training checkpoints are not shipped: QAT starts from their FP32 ONNX weights."""
+    from kdedge.distill.qat import load_student
+
+    bundle = REPO / "kdedge" / "assets" / "fast_x2"
+    model = load_student(str(bundle))
+    x = np.random.default_rng(0).random((1, 1, 20, 24), dtype=np.float32)
+    want = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {"lr": x})[0]
+    with torch.no_grad():
+        got = model.module(torch.from_numpy(x)).numpy()
+    assert model.arch == "anchor" and np.abs(got - want).max() < 1e-5
