@@ -55,9 +55,9 @@ def _io_names(path: str) -> Tuple[str, str, int]:
 
 def _frame(h: int, w: int) -> np.ndarray:
     """The runtime's test-pattern frame (moving shapes and text on gradients), as `kdedge bench` uses."""
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
-    return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
+    return open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
 
 
 _BACKENDS: Dict[str, object] = {}

@@ -34,8 +34,8 @@ DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default_x2"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kdedge.runtime import io
     from kdedge.runtime.backends import BACKENDS, PRECISIONS
+    from kdedge.runtime.uri import DEFAULT_LATENCY_MS, INPUT_CODECS
 
     parser.add_argument("--model", metavar="BUNDLE", default=None,
                         help="bundle folder from `kdedge export`, or a shipped bundle's name: default (quality) or fast "
@@ -69,18 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-height", type=int, default=None, help="camera mode height (csi, v4l2)")
     parser.add_argument("--input-rate", type=float, default=None, help="camera frame rate (csi, v4l2)")
     parser.add_argument("--input-loop", type=int, default=0, help="replay a file N times (-1: forever)")
-    parser.add_argument("--input-codec", default="auto", choices=io.INPUT_CODECS,
+    parser.add_argument("--input-codec", default="auto", choices=INPUT_CODECS,
                         help="rtsp: the stream's codec (auto = h264); v4l2: the camera format to ask for "
                              "(auto: the best mode, MJPG when it is faster; raw = uncompressed YUYV)")
-    parser.add_argument("--input-latency", type=int, default=io.DEFAULT_LATENCY_MS, metavar="MS",
-                        help="rtsp jitter buffer in ms (default %d, as jetson-utils)" % io.DEFAULT_LATENCY_MS)
+    parser.add_argument("--input-latency", type=int, default=DEFAULT_LATENCY_MS, metavar="MS",
+                        help="rtsp jitter buffer in ms (default %d, as jetson-utils)" % DEFAULT_LATENCY_MS)
     parser.add_argument("--output-codec", default=None, help="fourcc for a video output (default by extension)")
     parser.add_argument("--output-fps", type=float, default=None, help="frame rate written into a video output")
     parser.add_argument("--quiet", action="store_true", help="no console status lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from kdedge.runtime.io import USAGE
+    from kdedge.runtime.uri import USAGE
 
     parser = argparse.ArgumentParser(
         prog="python -m kdedge.camera", description=__doc__.strip().splitlines()[0],
@@ -91,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdedge.runtime import io
     from kdedge.runtime.pipeline import run_pipeline
+    from kdedge.runtime.uri import VideoOptions, display_available
 
     model = args.model or str(DEFAULT_BUNDLE)
     if args.model is None and not DEFAULT_BUNDLE.is_dir():
         raise KdedgeError("no --model given and the default bundle %s is not installed" % DEFAULT_BUNDLE,
                           fix="pass --model BUNDLE (a folder written by `kdedge export`)")
-    output = args.output or ("display://0" if io.display_available() else "null://")
+    output = args.output or ("display://0" if display_available() else "null://")
     for name in ("frames", "threads", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -109,12 +109,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--input-latency must be 0 or more milliseconds, got %d" % args.input_latency)
     if args.source_timeout < 0:
         raise UsageError("--source-timeout must be 0 (wait forever) or more seconds, got %g" % args.source_timeout)
-    src_opts = io.VideoOptions(width=args.input_width, height=args.input_height, rate=args.input_rate,
+    src_opts = VideoOptions(width=args.input_width, height=args.input_height, rate=args.input_rate,
                                loop=args.input_loop, codec=None if args.input_codec == "auto" else args.input_codec,
                                latency_ms=args.input_latency)
     sink_opts = None
     if args.output_codec or args.output_fps:
-        sink_opts = io.VideoOptions(codec=args.output_codec, fps=args.output_fps or 30.0)
+        sink_opts = VideoOptions(codec=args.output_codec, fps=args.output_fps or 30.0)
     stats = run_pipeline(model, args.input, output, backend=args.backend, precision=args.precision,
                          threads=args.threads, workers=args.workers, frame_graph=args.frame_graph, frames=args.frames, tile=args.tile,
                          reconnect=args.reconnect,

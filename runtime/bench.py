@@ -17,10 +17,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kdedge.runtime import colour, io
+from kdedge.runtime import colour
 from kdedge.runtime.backends import CPU_BACKENDS, available_backends, create_backend, frame_graph_problem
 from kdedge.runtime.bundle import FRAME_INPUT, load_bundle
 from kdedge.runtime.pipeline import Pipeline, SRProcessor, create_backends
+from kdedge.runtime.sources import open_source
 
 DEFAULT_SIZES = ((270, 480), (540, 960))  # (H, W) of the LR luma
 
@@ -32,7 +33,7 @@ def _spread(times_s: Sequence[float]) -> Dict[str, float]:
 
 
 def _frame(h: int, w: int) -> np.ndarray:
-    return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
+    return open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
 
 
 def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,

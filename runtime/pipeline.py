@@ -36,10 +36,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from kdedge.errors import KdedgeError, from_os_error
-from kdedge.runtime import colour, io
+from kdedge.runtime import colour
 from kdedge.runtime.backends import describe_choice
 from kdedge.runtime.backends.profile import choose_tile
 from kdedge.runtime.bundle import FRAME_INPUT, FRAME_OUTPUT, atomic_write_bytes
+from kdedge.runtime.sinks import ImageSink, Sink, open_sink
+from kdedge.runtime.sources import EOS, OK, ImageFilesSource, Source, open_source
+from kdedge.runtime.uri import VideoOptions, check_run_paths
 
 _END = object()
 _ERRORS = ("source-error", "sink-error", "model-error")  # end reasons that are failures: they outrank the others
@@ -252,7 +255,7 @@ class Pipeline:
     def __init__(self, bundle, backend, input_uri: str = "test://", output_uri: str = "null://",
                  frames: Optional[int] = None, tile: int = 0, reconnect: bool = False,
                  stats_json: Optional[str] = None, overlay: bool = False, quiet: bool = False,
-                 source_options: Optional[io.VideoOptions] = None, sink_options: Optional[io.VideoOptions] = None,
+                 source_options: Optional[VideoOptions] = None, sink_options: Optional[VideoOptions] = None,
                  status_interval: float = 2.0, log: Optional[Callable[[str], None]] = None,
                  max_backoff: float = 8.0, progress: Optional[Callable[[int, Optional[int]], None]] = None,
                  source_timeout: float = 10.0, extra_backends: Sequence[Any] = ()):
@@ -266,7 +269,7 @@ class Pipeline:
         self.stats_json = stats_json
         self.overlay = overlay
         self.quiet = quiet
-        self.source_options = source_options or io.VideoOptions()
+        self.source_options = source_options or VideoOptions()
         self.sink_options = sink_options
         self.status_interval = status_interval
         self.max_backoff = max_backoff
@@ -286,19 +289,19 @@ class Pipeline:
             self._log(msg)
 
     # -- threads -----------------------------------------------------------------------
-    def _capture(self, source: io.Source, slot: _Slot, proc: SRProcessor) -> None:
+    def _capture(self, source: Source, slot: _Slot, proc: SRProcessor) -> None:
         backoff = 0.5
         try:
             while not self.stop.is_set():
                 status, frame = source.read()
-                if status == io.OK:
+                if status == OK:
                     backoff = 0.5
                     t = time.perf_counter()
                     with self.stats.lock:
                         self.stats.captured += 1
                     slot.put((t, frame.shape[:2], proc.prepare(frame)), self.stop)
                     continue
-                if status == io.EOS:
+                if status == EOS:
                     self._finish("eos", stop=False)  # frames already read are still processed
                     break
                 message = source.error or "%s failed" % self.input_uri
@@ -319,10 +322,10 @@ class Pipeline:
             source.close()
             slot.put(_END, self.stop)
 
-    def _reopen(self, delay: float) -> Optional[io.Source]:
+    def _reopen(self, delay: float) -> Optional[Source]:
         while not self.stop.wait(delay):
             try:
-                src = io.open_source(self.input_uri, self.source_options)
+                src = open_source(self.input_uri, self.source_options)
                 with self.stats.lock:
                     self.stats.reconnects += 1
                 self.log("kdedge: %s re-opened" % self.input_uri)
@@ -332,7 +335,7 @@ class Pipeline:
                 self.log("kdedge: re-open failed (%s); next try in %.1f s" % (exc.message, delay))
         return None
 
-    def _writer(self, sink: io.Sink, q: "queue.Queue", proc: SRProcessor) -> None:
+    def _writer(self, sink: Sink, q: "queue.Queue", proc: SRProcessor) -> None:
         failed = False
         pending = {}  # type: Dict[int, Any]  # SR workers may finish out of order: frames wait for their turn
         next_seq = 0
@@ -352,7 +355,7 @@ class Pipeline:
             if item is _END:
                 break
 
-    def _write_one(self, sink: io.Sink, proc: SRProcessor, item, failed: bool) -> bool:
+    def _write_one(self, sink: Sink, proc: SRProcessor, item, failed: bool) -> bool:
         """Finish and write one SR frame; returns whether the sink has failed (then frames are drained unwritten)."""
         t0, sr, cbcr = item
         if failed:
@@ -406,15 +409,15 @@ class Pipeline:
     def run(self) -> Dict[str, Any]:
         """Run to the end; returns the stats dict (also written to `stats_json`). Never raises for a
         source or sink failure mid-stream: those end the run with `end_reason`/`error` set."""
-        io.check_run_paths(self.input_uri, self.output_uri, self.stats_json)  # before anything is read or written
-        source = io.open_source(self.input_uri, self.source_options)
-        sink_opts = self.sink_options or io.VideoOptions(fps=source.fps or 30.0)
+        check_run_paths(self.input_uri, self.output_uri, self.stats_json)  # before anything is read or written
+        source = open_source(self.input_uri, self.source_options)
+        sink_opts = self.sink_options or VideoOptions(fps=source.fps or 30.0)
         try:
-            sink = io.open_sink(self.output_uri, sink_opts)
+            sink = open_sink(self.output_uri, sink_opts)
         except BaseException:
             source.close()
             raise
-        if isinstance(sink, io.ImageSink) and isinstance(source, io.ImageFilesSource) and sink.folder_mode:
+        if isinstance(sink, ImageSink) and isinstance(source, ImageFilesSource) and sink.folder_mode:
             sink.names = [p.stem + ".png" for p in source.files]  # keep the input names in folder -> folder runs
         handlers = self._install_signals()
         slot = _Slot(source.live, self.stats)
@@ -538,7 +541,7 @@ class Pipeline:
             if self.frames and done >= self.frames:
                 self._finish("frames")
 
-    def _report(self, source: io.Source, sink: io.Sink) -> Dict[str, Any]:
+    def _report(self, source: Source, sink: Sink) -> Dict[str, Any]:
         summary = self.stats.summary()
         summary.update({
             "bundle": self.bundle.name, "bundle_path": str(self.bundle.path), "scale": self.bundle.scale,

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from kdedge.cli import main
-from kdedge.runtime import doctor, io
+from kdedge.runtime import doctor
+from kdedge.runtime.sources import open_source
+from kdedge.runtime.uri import gstreamer_available
 
 try:
     from test_runtime_helpers import make_bundle
@@ -23,7 +25,7 @@ def bundle(tmp_path_factory):
 def test_upscale_image_and_folder(bundle, tmp_path, capsys):
     import cv2
 
-    src = io.open_source("test://?size=36x20&fps=0")
+    src = open_source("test://?size=36x20&fps=0")
     cv2.imwrite(str(tmp_path / "a.png"), src.frame(0))
     assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "a_x2.png"), "--model", str(bundle), "--no-progress"]) == 0
     assert cv2.imread(str(tmp_path / "a_x2.png")).shape == (40, 72, 3)
@@ -61,7 +63,7 @@ def test_doctor(capsys, tmp_path):
     assert all(c["fix"] for c in checks if c["status"] in ("warn", "fail"))
     assert status == (1 if any(c["status"] == "fail" for c in checks) else 0)
     gst = [c for c in checks if c["name"] == "gstreamer"][0]
-    assert (gst["status"] == "ok") == io.gstreamer_available()
+    assert (gst["status"] == "ok") == gstreamer_available()
 
 
 def test_tegra_release_parsing(tmp_path):
