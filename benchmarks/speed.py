@@ -86,7 +86,7 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
         return {"model": model, "e2e": lambda: sr.upsample(frame)}
     from types import SimpleNamespace
 
-    from kdedge.runtime.pipeline import SRProcessor
+    from kdedge.runtime.processor import SRProcessor
 
     key = (onnx_file, _backend_of(row), row.precision)
     if key not in _BACKENDS:

@@ -20,7 +20,8 @@ import numpy as np
 from kdedge.runtime import colour
 from kdedge.runtime.backends import CPU_BACKENDS, available_backends, create_backend, frame_graph_problem
 from kdedge.runtime.bundle import FRAME_INPUT, load_bundle
-from kdedge.runtime.pipeline import Pipeline, SRProcessor, create_backends
+from kdedge.runtime.pipeline import Pipeline, PipelineOptions
+from kdedge.runtime.processor import SRProcessor, create_backends
 from kdedge.runtime.sources import open_source
 
 DEFAULT_SIZES = ((270, 480), (540, 960))  # (H, W) of the LR luma
@@ -60,7 +61,7 @@ def bench_e2e(bundle, backend: str, precision: str, size: Tuple[int, int], runs:
     h, w = size
     bes = create_backends(bundle, backend, precision, threads, workers, frame_graph)
     uri = "test://?size=%dx%d&fps=0&frames=%d" % (w, h, warmup + runs)
-    p = Pipeline(bundle, bes[0], uri, "null://", quiet=True, extra_backends=bes[1:])
+    p = Pipeline(bundle, bes, uri, "null://", PipelineOptions(quiet=True))
     s = p.run()
     t = list(p.stats.write_times)[warmup:]
     fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0

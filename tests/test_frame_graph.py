@@ -14,7 +14,8 @@ from kdedge.errors import KdedgeError
 from kdedge.runtime import colour
 from kdedge.runtime.backends import choose_frame_graph, create_backend, open_model
 from kdedge.runtime.bundle import load_bundle, shipped_bundles
-from kdedge.runtime.pipeline import SRProcessor, run_pipeline
+from kdedge.runtime.pipeline import run_pipeline
+from kdedge.runtime.processor import SRProcessor
 from kdedge.runtime.sources import open_source
 
 try:

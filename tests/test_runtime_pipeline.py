@@ -18,7 +18,8 @@ import pytest
 from kdedge.runtime import colour
 from kdedge.runtime.backends import create_backend
 from kdedge.runtime.bundle import load_bundle
-from kdedge.runtime.pipeline import Pipeline, SRProcessor, run_pipeline
+from kdedge.runtime.pipeline import Pipeline, PipelineOptions, run_pipeline
+from kdedge.runtime.processor import SRProcessor
 from kdedge.runtime.sinks import open_sink
 from kdedge.runtime.sources import open_source
 
@@ -102,8 +103,8 @@ def test_rgb_model_and_tiles_match_whole_frames(tmp_path):
 def test_live_source_drops_are_counted(bundle_y):
     # a paced 200 FPS source against a writer that cannot keep up: drops must appear and balance
     bundle = load_bundle(bundle_y)
-    p = Pipeline(bundle, create_backend(bundle, "ort-cpu", threads=1), "test://?size=320x240&fps=200",
-                 "null://", frames=40, quiet=True)
+    p = Pipeline(bundle, [create_backend(bundle, "ort-cpu", threads=1)], "test://?size=320x240&fps=200",
+                 "null://", PipelineOptions(frames=40, quiet=True))
     s = p.run()
     assert s["frames_processed"] == 40 and s["end_reason"] == "frames"
     assert s["frames_captured"] == s["frames_processed"] + s["frames_dropped"]
