@@ -99,3 +99,29 @@ def test_doctor_sees_a_pip_opencv_wherever_pip_put_it():
     assert doctor.opencv_origin("/home/u/venv/lib/python3.10/site-packages/cv2", []) == "pip"
     assert doctor.opencv_origin("/usr/lib/python3.8/dist-packages/cv2", []) == "system"  # JetPack's apt build
     assert doctor.opencv_origin("/usr/lib/python3.8/dist-packages/cv2", ["opencv-python"]) == "pip"
+
+
+def test_engine_flags_are_one_group(bundle, tmp_path, capsys):
+    """camera, upscale and bench take the engine flags from one definition: same help, same checks."""
+    import argparse
+
+    from kdedge import camera
+    from kdedge.cli import bench, upscale
+
+    def actions(add):
+        parser = argparse.ArgumentParser()
+        add(parser)
+        return {a.dest: a for a in parser._actions}
+
+    cam, up, ben = actions(camera.add_arguments), actions(upscale.add_arguments), actions(bench.add_arguments)
+    for dest in ("model", "backend", "precision", "threads", "workers", "frame_graph", "tile"):
+        assert (cam[dest].help, cam[dest].choices, cam[dest].default) == (up[dest].help, up[dest].choices, up[dest].default)
+    for dest in ("threads", "workers"):
+        assert ben[dest].help == cam[dest].help
+    assert ben["backend"].default is None and ben["frame_graph"].choices == ("off", "on", "both") and "tile" not in ben
+    for argv in (["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", str(bundle), "--workers", "0"],
+                 ["bench", str(bundle), "--threads", "0"]):
+        assert main(argv) == 2  # a usage error, named, before any file is read
+        assert "must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", str(bundle), "--tile", "-1"]) == 2
+    assert "--tile must be 0 or positive" in capsys.readouterr().err
