@@ -4,12 +4,13 @@ call it directly. `create_backends` builds the backends, one per SR worker.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from kdedge.errors import KdedgeError
 from kdedge.runtime import colour
+from kdedge.runtime.backends.base import Backend
 from kdedge.runtime.backends.profile import choose_tile
 from kdedge.runtime.bundle import FRAME_INPUT, FRAME_OUTPUT
 
@@ -106,7 +107,7 @@ class SRProcessor:
 
 
 def create_backends(bundle, backend: str = "auto", precision: str = "auto", threads: Optional[int] = None,
-                    workers: int = 1, frame_graph: str = "auto", tile: int = 0) -> List[Any]:
+                    workers: int = 1, frame_graph: str = "auto", tile: int = 0) -> List[Backend]:
     """One inactive backend per SR worker. workers > 1 is for the CPU backends (ONNX Runtime CPU, OpenVINO;
     a GPU is kept busy from one thread); each worker's engine gets `threads` threads, by default its share
     of the cores."""
