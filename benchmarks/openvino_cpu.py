@@ -54,13 +54,13 @@ def fsrcnn_round(frames: int, size=HD) -> Dict[str, float]:
     """dnn_superres upsample() on the same test frames: its end-to-end FPS (one thread does all)."""
     import cv2
 
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
     cv2.setNumThreads(2)
     sr = cv2.dnn_superres.DnnSuperResImpl_create()
     sr.readModel(str(FSRCNN))
     sr.setModel("fsrcnn", 2)
-    src = io.open_source("test://?size=%dx%d&fps=0" % (size[1], size[0]))
+    src = open_source("test://?size=%dx%d&fps=0" % (size[1], size[0]))
     sr.upsample(src.frame(0))
     t0 = time.perf_counter()
     for i in range(frames):

@@ -40,11 +40,11 @@ def n_fds() -> int:
 def soak(bundle, minutes: float, warmup_s: float, threads, interval: float = 5.0, uri: str = "test://?size=480x270&fps=30"):
     from kdedge.runtime.backends import create_backend
     from kdedge.runtime.bundle import load_bundle
-    from kdedge.runtime.pipeline import Pipeline
+    from kdedge.runtime.pipeline import Pipeline, PipelineOptions
 
     b = load_bundle(bundle)
-    p = Pipeline(b, create_backend(b, "ort-cpu", "auto", threads=threads), uri, "null://",
-                 overlay=True, quiet=True)
+    p = Pipeline(b, [create_backend(b, "ort-cpu", "auto", threads=threads)], uri, "null://",
+                 PipelineOptions(overlay=True, quiet=True))
     samples = []
     t_start = time.time()
     stop = threading.Event()

@@ -55,9 +55,9 @@ def _io_names(path: str) -> Tuple[str, str, int]:
 
 def _frame(h: int, w: int) -> np.ndarray:
     """The runtime's test-pattern frame (moving shapes and text on gradients), as `kdedge bench` uses."""
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
-    return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
+    return open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
 
 
 _BACKENDS: Dict[str, object] = {}
@@ -86,7 +86,7 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
         return {"model": model, "e2e": lambda: sr.upsample(frame)}
     from types import SimpleNamespace
 
-    from kdedge.runtime.pipeline import SRProcessor
+    from kdedge.runtime.processor import SRProcessor
 
     key = (onnx_file, _backend_of(row), row.precision)
     if key not in _BACKENDS:

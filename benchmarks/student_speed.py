@@ -60,7 +60,7 @@ class _Bundle:
 
 def processor(onnx_path: Path, threads: int):
     from kdedge.runtime.backends import open_model
-    from kdedge.runtime.pipeline import SRProcessor
+    from kdedge.runtime.processor import SRProcessor
 
     return SRProcessor(_Bundle(), open_model(onnx_path, "ort-cpu", threads=threads).activate())
 

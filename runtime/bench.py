@@ -17,10 +17,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from kdedge.runtime import colour, io
+from kdedge.runtime import colour
 from kdedge.runtime.backends import CPU_BACKENDS, available_backends, create_backend, frame_graph_problem
 from kdedge.runtime.bundle import FRAME_INPUT, load_bundle
-from kdedge.runtime.pipeline import Pipeline, SRProcessor, create_backends
+from kdedge.runtime.pipeline import Pipeline, PipelineOptions
+from kdedge.runtime.processor import SRProcessor, create_backends
+from kdedge.runtime.sources import open_source
 
 DEFAULT_SIZES = ((270, 480), (540, 960))  # (H, W) of the LR luma
 
@@ -32,7 +34,7 @@ def _spread(times_s: Sequence[float]) -> Dict[str, float]:
 
 
 def _frame(h: int, w: int) -> np.ndarray:
-    return io.open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
+    return open_source("test://?size=%dx%d&fps=0" % (w, h)).frame(7)
 
 
 def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], runs: int, warmup: int,
@@ -59,7 +61,7 @@ def bench_e2e(bundle, backend: str, precision: str, size: Tuple[int, int], runs:
     h, w = size
     bes = create_backends(bundle, backend, precision, threads, workers, frame_graph)
     uri = "test://?size=%dx%d&fps=0&frames=%d" % (w, h, warmup + runs)
-    p = Pipeline(bundle, bes[0], uri, "null://", quiet=True, extra_backends=bes[1:])
+    p = Pipeline(bundle, bes, uri, "null://", PipelineOptions(quiet=True))
     s = p.run()
     t = list(p.stats.write_times)[warmup:]
     fps = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 else 0.0

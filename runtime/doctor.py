@@ -173,18 +173,18 @@ def check_opencv(on_jetson: bool) -> List[Dict[str, Any]]:
         return [_check("opencv", FAIL, "not importable (%s)" % exc,
                        "on a Jetson use JetPack's OpenCV (`sudo apt install nvidia-opencv`, venv with --system-site-packages; "
                        "Ubuntu's python3-opencv is a different build); elsewhere pip install opencv-python-headless")]
-    from kdedge.runtime import io
+    from kdedge.runtime.uri import GST_FIX, cv2_build_info, gstreamer_available
 
-    info = io.cv2_build_info()
+    info = cv2_build_info()
     where = os.path.dirname(cv2.__file__)
     pip_build = opencv_origin(where, _opencv_dists()) == "pip"
     out = [_check("opencv", OK, "OpenCV %s at %s (FFMPEG %s, GUI %s)" % (cv2.__version__, where, info.get("FFMPEG", "?"), info.get("GUI", "?")))]
-    if io.gstreamer_available():
+    if gstreamer_available():
         out.append(_check("gstreamer", OK, "OpenCV has GStreamer: csi:// and rtsp:// use GStreamer pipelines "
                                           "(nvv4l2decoder on a Jetson); USB cameras use V4L2"))
     else:
         out.append(_check("gstreamer", FAIL if on_jetson else WARN,
-                          "OpenCV has no GStreamer%s: csi:// cannot open" % (" (a pip wheel)" if pip_build else ""), io.GST_FIX))
+                          "OpenCV has no GStreamer%s: csi:// cannot open" % (" (a pip wheel)" if pip_build else ""), GST_FIX))
     return out
 
 

@@ -48,10 +48,10 @@ def files(tmp_path_factory):
     """Inputs: a 41-frame clip, an image, an image folder, broken model files, a tiny bundle."""
     import cv2
 
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
     root = tmp_path_factory.mktemp("faults")
-    src = io.open_source("test://?size=64x48&fps=0")
+    src = open_source("test://?size=64x48&fps=0")
     w = cv2.VideoWriter(str(root / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
     for i in range(41):
         w.write(src.frame(i))
@@ -61,7 +61,7 @@ def files(tmp_path_factory):
         cv2.imwrite(str(root / "frames" / ("f%d.png" % i)), src.frame(i))
     cv2.imwrite(str(root / "baby.png"), src.frame(7))
     (root / "set").mkdir()
-    cv2.imwrite(str(root / "set" / "a.png"), io.open_source("test://?size=96x64&fps=0").frame(3))
+    cv2.imwrite(str(root / "set" / "a.png"), open_source("test://?size=96x64&fps=0").frame(3))
     (root / "garbage.onnx").write_bytes(os.urandom(300))
     (root / "empty.onnx").write_bytes(b"")
     (root / "random.pth").write_bytes(os.urandom(300))
@@ -241,12 +241,12 @@ def test_too_small_images_say_lower_patch_and_leave_no_run_folder(tmp_path, caps
 
 def test_write_error_on_the_last_frame_is_not_lost(files, tmp_path, capsys, monkeypatch):
     """Case 4: the only frame's write fails after the source has ended: exit 1, the file named."""
-    from kdedge.runtime import io
+    from kdedge.runtime.sinks import ImageSink
 
     def fail(self, frame):
         raise PermissionError(13, "Permission denied", str(tmp_path / "o.png"))
 
-    monkeypatch.setattr(io.ImageSink, "write", fail)
+    monkeypatch.setattr(ImageSink, "write", fail)
     rc, out, err = _run(["upscale", str(files / "baby.png"), str(tmp_path / "o.png")] + _fill(RUNTIME, files, tmp_path, tmp_path), capsys)
     assert rc == 1 and "permission denied: %s" % (tmp_path / "o.png") in err and "Traceback" not in err
     assert not (tmp_path / "o.png").exists()
@@ -254,9 +254,9 @@ def test_write_error_on_the_last_frame_is_not_lost(files, tmp_path, capsys, monk
 
 def test_video_that_does_not_read_back_is_removed(files, tmp_path, capsys, monkeypatch):
     """The close-time check: a finished file that reads back short is removed, the run fails."""
-    from kdedge.runtime import io
+    from kdedge.runtime.sinks import VideoFileSink
 
-    monkeypatch.setattr(io.VideoFileSink, "_frames_in", lambda self, path: 0)
+    monkeypatch.setattr(VideoFileSink, "_frames_in", lambda self, path: 0)
     rc, out, err = _run(["upscale", str(files / "clip.mp4"), str(tmp_path / "o.mp4")] + _fill(RUNTIME, files, tmp_path, tmp_path), capsys)
     assert rc == 1 and "finishing %s failed" % (tmp_path / "o.mp4") in err and "no frame" in err
     assert os.listdir(str(tmp_path)) == []
@@ -275,9 +275,9 @@ def test_disk_full_video_upscale(files, full, tmp_path, capsys):
     """Case 1 through `kdedge upscale`: a clip whose result is bigger than the disk."""
     import cv2
 
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
-    src = io.open_source("test://?size=160x120&fps=0")
+    src = open_source("test://?size=160x120&fps=0")
     clip = tmp_path / "big.avi"
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
     for i in range(40):
@@ -385,9 +385,9 @@ def test_sigterm_to_upscale_exits_143_and_keeps_a_playable_file(files, tmp_path)
     """Case 5: SIGTERM mid-video: 143, the interruption said, the frames done finished and playable."""
     import cv2
 
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
-    src = io.open_source("test://?size=320x240&fps=0")
+    src = open_source("test://?size=320x240&fps=0")
     clip = tmp_path / "long.avi"
     w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
     for i in range(600):
@@ -495,10 +495,10 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @FAST
 @given(st.text(max_size=40))
 def test_any_uri_string_parses_or_is_a_kdedge_error(s):
-    from kdedge.runtime import io
+    from kdedge.runtime.uri import parse_uri
 
     try:
-        uri = io.parse_uri(s)
+        uri = parse_uri(s)
     except KdedgeError:
         return
     assert uri.scheme in ("csi", "v4l2", "rtsp", "file", "test", "display", "null")
@@ -507,10 +507,10 @@ def test_any_uri_string_parses_or_is_a_kdedge_error(s):
 @FAST
 @given(st.text(alphabet="0123456789x&=?sizefpramehng_t", max_size=30))
 def test_any_test_uri_query_opens_or_is_a_kdedge_error(q):
-    from kdedge.runtime import io
+    from kdedge.runtime.sources import open_source
 
     try:
-        src = io.open_source("test://?" + q)
+        src = open_source("test://?" + q)
     except KdedgeError:
         return
     assert src.width >= 0 and src.height >= 0

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from kdedge.errors import KdedgeError
-from kdedge.runtime import colour, io
+from kdedge.runtime import colour
 from kdedge.runtime.backends import choose_frame_graph, create_backend, open_model
 from kdedge.runtime.bundle import load_bundle, shipped_bundles
-from kdedge.runtime.pipeline import SRProcessor, run_pipeline
+from kdedge.runtime.pipeline import run_pipeline
+from kdedge.runtime.processor import SRProcessor
+from kdedge.runtime.sources import open_source
 
 try:
     from test_runtime_helpers import make_bundle, make_onnx
@@ -28,7 +30,7 @@ BACKENDS = ["ort-cpu", pytest.param("openvino", marks=pytest.mark.skipif(not HAV
 
 
 def _frames(w: int, h: int, n: int = 3):
-    src = io.open_source("test://?size=%dx%d&fps=0" % (w, h))
+    src = open_source("test://?size=%dx%d&fps=0" % (w, h))
     return [src.frame(7 * i + 1) for i in range(n)]
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from kdedge.cli import main
-from kdedge.runtime import doctor, io
+from kdedge.runtime import doctor
+from kdedge.runtime.sources import open_source
+from kdedge.runtime.uri import gstreamer_available
 
 try:
     from test_runtime_helpers import make_bundle
@@ -23,7 +25,7 @@ def bundle(tmp_path_factory):
 def test_upscale_image_and_folder(bundle, tmp_path, capsys):
     import cv2
 
-    src = io.open_source("test://?size=36x20&fps=0")
+    src = open_source("test://?size=36x20&fps=0")
     cv2.imwrite(str(tmp_path / "a.png"), src.frame(0))
     assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "a_x2.png"), "--model", str(bundle), "--no-progress"]) == 0
     assert cv2.imread(str(tmp_path / "a_x2.png")).shape == (40, 72, 3)
@@ -61,7 +63,7 @@ def test_doctor(capsys, tmp_path):
     assert all(c["fix"] for c in checks if c["status"] in ("warn", "fail"))
     assert status == (1 if any(c["status"] == "fail" for c in checks) else 0)
     gst = [c for c in checks if c["name"] == "gstreamer"][0]
-    assert (gst["status"] == "ok") == io.gstreamer_available()
+    assert (gst["status"] == "ok") == gstreamer_available()
 
 
 def test_tegra_release_parsing(tmp_path):
@@ -97,3 +99,29 @@ def test_doctor_sees_a_pip_opencv_wherever_pip_put_it():
     assert doctor.opencv_origin("/home/u/venv/lib/python3.10/site-packages/cv2", []) == "pip"
     assert doctor.opencv_origin("/usr/lib/python3.8/dist-packages/cv2", []) == "system"  # JetPack's apt build
     assert doctor.opencv_origin("/usr/lib/python3.8/dist-packages/cv2", ["opencv-python"]) == "pip"
+
+
+def test_engine_flags_are_one_group(bundle, tmp_path, capsys):
+    """camera, upscale and bench take the engine flags from one definition: same help, same checks."""
+    import argparse
+
+    from kdedge import camera
+    from kdedge.cli import bench, upscale
+
+    def actions(add):
+        parser = argparse.ArgumentParser()
+        add(parser)
+        return {a.dest: a for a in parser._actions}
+
+    cam, up, ben = actions(camera.add_arguments), actions(upscale.add_arguments), actions(bench.add_arguments)
+    for dest in ("model", "backend", "precision", "threads", "workers", "frame_graph", "tile"):
+        assert (cam[dest].help, cam[dest].choices, cam[dest].default) == (up[dest].help, up[dest].choices, up[dest].default)
+    for dest in ("threads", "workers"):
+        assert ben[dest].help == cam[dest].help
+    assert ben["backend"].default is None and ben["frame_graph"].choices == ("off", "on", "both") and "tile" not in ben
+    for argv in (["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", str(bundle), "--workers", "0"],
+                 ["bench", str(bundle), "--threads", "0"]):
+        assert main(argv) == 2  # a usage error, named, before any file is read
+        assert "must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", str(bundle), "--tile", "-1"]) == 2
+    assert "--tile must be 0 or positive" in capsys.readouterr().err

@@ -7,70 +7,72 @@ import numpy as np
 import pytest
 
 from kdedge.errors import KdedgeError
-from kdedge.runtime import io
+from kdedge.runtime.sinks import open_sink
+from kdedge.runtime.sources import EOS, ERROR, OK, open_source
+from kdedge.runtime.uri import display_available, gstreamer_available, parse_uri
 
 
 def test_parse_uri_inference_and_errors(tmp_path):
-    assert io.parse_uri("/dev/video1").scheme == "v4l2"
-    assert (io.parse_uri("0").scheme, io.parse_uri("0").location) == ("csi", "0")
-    assert io.parse_uri("csi://1").location == "1"
-    assert io.parse_uri("display").scheme == "display"
-    assert io.parse_uri("rtsp://cam.local:8554/live").location == "rtsp://cam.local:8554/live"
-    u = io.parse_uri("clip.MP4")
+    assert parse_uri("/dev/video1").scheme == "v4l2"
+    assert (parse_uri("0").scheme, parse_uri("0").location) == ("csi", "0")
+    assert parse_uri("csi://1").location == "1"
+    assert parse_uri("display").scheme == "display"
+    assert parse_uri("rtsp://cam.local:8554/live").location == "rtsp://cam.local:8554/live"
+    u = parse_uri("clip.MP4")
     assert u.scheme == "file" and os.path.isabs(u.location) and u.extension == ".mp4"
-    assert io.parse_uri("file://" + str(tmp_path / "x.avi")).extension == ".avi"
-    q = io.parse_uri("test://?size=64x32&fps=0&frames=5")
+    assert parse_uri("file://" + str(tmp_path / "x.avi")).extension == ".avi"
+    q = parse_uri("test://?size=64x32&fps=0&frames=5")
     assert q.query == {"size": "64x32", "fps": "0", "frames": "5"}
     with pytest.raises(KdedgeError, match="unsupported URI scheme 'webrtc'"):
-        io.parse_uri("webrtc://host/x")
+        parse_uri("webrtc://host/x")
     with pytest.raises(KdedgeError, match="cannot be an output"):
-        io.open_sink("test://")
+        open_sink("test://")
     with pytest.raises(KdedgeError, match="cannot be an input"):
-        io.open_source("null://")
+        open_source("null://")
 
 
 def test_pattern_is_deterministic_and_moving():
-    a = io.open_source("test://?size=64x32&fps=0&frames=3")
-    b = io.open_source("test://?size=64x32&fps=0")
+    a = open_source("test://?size=64x32&fps=0&frames=3")
+    b = open_source("test://?size=64x32&fps=0")
     frames = [a.read()[1] for _ in range(3)]
-    assert a.read() == (io.EOS, None)
+    assert a.read() == (EOS, None)
     assert frames[0].shape == (32, 64, 3) and frames[0].dtype == np.uint8
     np.testing.assert_array_equal(frames[1], b.frame(1))
     assert np.abs(frames[0].astype(int) - frames[1]).mean() > 1.0
-    assert not a.live and io.open_source("test://?fps=30").live
+    assert not a.live and open_source("test://?fps=30").live
 
 
 def test_video_round_trip_and_truncation(tmp_path):
-    src = io.open_source("test://?size=64x48&fps=0&frames=12")
+    src = open_source("test://?size=64x48&fps=0&frames=12")
     path = str(tmp_path / "clip.avi")
-    with io.open_sink(path) as sink:
+    with open_sink(path) as sink:
         while True:
             status, frame = src.read()
-            if status != io.OK:
+            if status != OK:
                 break
             sink.write(frame)
     assert sorted(os.listdir(str(tmp_path))) == ["clip.avi"], "temp file left or not renamed"
-    back = io.open_source(path)
+    back = open_source(path)
     statuses = [back.read()[0] for _ in range(13)]
-    assert statuses == [io.OK] * 12 + [io.EOS]
+    assert statuses == [OK] * 12 + [EOS]
     # cut the file in half: the source must report an error, not a clean end
     data = open(path, "rb").read()
     cut = str(tmp_path / "cut.avi")
     with open(cut, "wb") as f:
         f.write(data[: len(data) // 2])
     try:
-        s = io.open_source(cut)
+        s = open_source(cut)
     except KdedgeError:
         return  # refusing to open is also a clear failure
     while True:
         status, _ = s.read()
-        if status != io.OK:
+        if status != OK:
             break
-    assert status == io.ERROR and "truncated" in s.error
+    assert status == ERROR and "truncated" in s.error
 
 
 def test_sink_close_without_frames_and_after_error(tmp_path):
-    sink = io.open_sink(str(tmp_path / "empty.mp4"))
+    sink = open_sink(str(tmp_path / "empty.mp4"))
     sink.close()
     sink.close()
     assert os.listdir(str(tmp_path)) == []
@@ -78,30 +80,30 @@ def test_sink_close_without_frames_and_after_error(tmp_path):
 
 def test_images_in_and_out(tmp_path):
     out = tmp_path / "frames"
-    src = io.open_source("test://?size=32x16&fps=0&frames=3")
-    sink = io.open_sink(str(out) + "/")
+    src = open_source("test://?size=32x16&fps=0&frames=3")
+    sink = open_sink(str(out) + "/")
     for _ in range(3):
         sink.write(src.read()[1])
     sink.close()
     assert sorted(os.listdir(str(out))) == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
-    back = io.open_source(str(out))
+    back = open_source(str(out))
     got = [back.read() for _ in range(4)]
-    assert [g[0] for g in got] == [io.OK] * 3 + [io.EOS]
+    assert [g[0] for g in got] == [OK] * 3 + [EOS]
     np.testing.assert_array_equal(got[2][1], src.frame(2))
-    one = io.open_sink(str(tmp_path / "one.png"))
+    one = open_sink(str(tmp_path / "one.png"))
     one.write(src.frame(0))
     assert (tmp_path / "one.png").is_file()
 
 
 def test_missing_inputs_and_gstreamer_message(tmp_path):
     with pytest.raises(KdedgeError, match="does not exist"):
-        io.open_source(str(tmp_path / "missing.mp4"))
+        open_source(str(tmp_path / "missing.mp4"))
     with pytest.raises(KdedgeError, match="no images"):
-        io.open_source(str(tmp_path))
-    if not io.gstreamer_available():
+        open_source(str(tmp_path))
+    if not gstreamer_available():
         with pytest.raises(KdedgeError, match="GStreamer") as err:
-            io.open_source("csi://0")
+            open_source("csi://0")
         assert "JetPack" in str(err.value)
-    if not io.display_available():
+    if not display_available():
         with pytest.raises(KdedgeError, match="no display"):
-            io.open_sink("display://0")
+            open_sink("display://0")

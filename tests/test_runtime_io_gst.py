@@ -1,4 +1,4 @@
-"""GStreamer pipeline strings and camera-mode choices (runtime/io.py), checked as strings and decisions.
+"""GStreamer pipeline strings and camera-mode choices (runtime/gst.py), checked as strings and decisions.
 
 No GStreamer, camera or Jetson exists on the development machines, so these tests check what kdedge
 asks GStreamer/OpenCV for, against the element chains jetson-utils builds (dusty-nv/jetson-utils
@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from kdedge.errors import KdedgeError
-from kdedge.runtime import io
+from kdedge.runtime.gst import (V4l2Mode, check_rtsp_url, choose_v4l2_mode, parse_v4l2_formats, rtsp_pipeline,
+                                v4l2_capture_settings, v4l2_pipeline)
+from kdedge.runtime.sinks import open_sink
+from kdedge.runtime.uri import VideoOptions
 
 URL = "rtsp://user:p%40ss@cam.local:8554/live/stream?x=1&y=2"
 
@@ -24,7 +27,7 @@ def _elements(pipeline):
 
 
 def test_rtsp_on_jetson_uses_nvv4l2decoder_and_nvvidconv():
-    p = io.rtsp_pipeline(URL, io.VideoOptions(), jetson=True)
+    p = rtsp_pipeline(URL, VideoOptions(), jetson=True)
     assert p.startswith('rtspsrc location="%s" latency=10 ! ' % URL)
     assert _elements(p) == ["rtspsrc", "queue", "rtph264depay", "nvv4l2decoder", "video/x-raw(memory:NVMM)",
                             "nvvidconv", "video/x-raw,format=BGRx", "videoconvert", "video/x-raw,format=BGR", "appsink"]
@@ -38,15 +41,15 @@ def test_rtsp_on_jetson_uses_nvv4l2decoder_and_nvvidconv():
     ("mjpeg", ["rtpjpegdepay", "jpegdec"]),
 ])
 def test_rtsp_on_desktop_gstreamer_uses_parser_and_software_decoder(codec, chain):
-    p = io.rtsp_pipeline(URL, io.VideoOptions(codec=codec, latency_ms=200), jetson=False)
+    p = rtsp_pipeline(URL, VideoOptions(codec=codec, latency_ms=200), jetson=False)
     assert _elements(p) == ["rtspsrc", "queue"] + chain + ["videoconvert", "video/x-raw,format=BGR", "appsink"]
     assert " latency=200 " in p and "nvvidconv" not in p
 
 
 def test_rtsp_h265_and_mjpeg_on_jetson():
-    h265 = io.rtsp_pipeline(URL, io.VideoOptions(codec="hevc"), jetson=True)
+    h265 = rtsp_pipeline(URL, VideoOptions(codec="hevc"), jetson=True)
     assert _elements(h265)[2:4] == ["rtph265depay", "nvv4l2decoder"]
-    mjpeg = io.rtsp_pipeline(URL, io.VideoOptions(codec="mjpeg"), jetson=True)  # jetson-utils: CPU jpegdec
+    mjpeg = rtsp_pipeline(URL, VideoOptions(codec="mjpeg"), jetson=True)  # jetson-utils: CPU jpegdec
     assert _elements(mjpeg)[2:4] == ["rtpjpegdepay", "jpegdec"] and "NVMM" not in mjpeg
 
 
@@ -62,29 +65,29 @@ def test_rtsp_h265_and_mjpeg_on_jetson():
 ])
 def test_rtsp_url_validation_rejects_what_could_escape_the_location(bad):
     with pytest.raises(KdedgeError, match="not a valid rtsp"):
-        io.check_rtsp_url(bad)
+        check_rtsp_url(bad)
     with pytest.raises(KdedgeError):
-        io.rtsp_pipeline(bad, io.VideoOptions())
+        rtsp_pipeline(bad, VideoOptions())
 
 
 def test_rtsp_url_is_quoted_and_one_element_whatever_it_holds():
     url = "rtsp://h/x!fakesink"  # '!' is a legal URL character: quoted, it stays inside location
-    p = io.rtsp_pipeline(url, io.VideoOptions(), jetson=False)
+    p = rtsp_pipeline(url, VideoOptions(), jetson=False)
     assert 'location="rtsp://h/x!fakesink"' in p
     assert p.count('"') == 2
     assert _elements(p) == ["rtspsrc", "queue", "rtph264depay", "h264parse", "avdec_h264", "videoconvert",
                             "video/x-raw,format=BGR", "appsink"]  # no fakesink element
-    assert io.check_rtsp_url(URL) == URL and io.check_rtsp_url("rtsps://[::1]:322/a") == "rtsps://[::1]:322/a"
+    assert check_rtsp_url(URL) == URL and check_rtsp_url("rtsps://[::1]:322/a") == "rtsps://[::1]:322/a"
 
 
 def test_input_codec_and_latency_errors():
     with pytest.raises(KdedgeError, match="--input-codec 'av1'"):
-        io.rtsp_pipeline(URL, io.VideoOptions(codec="av1"))
+        rtsp_pipeline(URL, VideoOptions(codec="av1"))
     with pytest.raises(KdedgeError, match="--input-codec 'raw'"):
-        io.rtsp_pipeline(URL, io.VideoOptions(codec="raw"))  # raw is a camera format, not an RTP codec
+        rtsp_pipeline(URL, VideoOptions(codec="raw"))  # raw is a camera format, not an RTP codec
     with pytest.raises(KdedgeError, match="--input-latency"):
-        io.rtsp_pipeline(URL, io.VideoOptions(latency_ms=-1))
-    assert io.VideoOptions().latency_ms == 10
+        rtsp_pipeline(URL, VideoOptions(latency_ms=-1))
+    assert VideoOptions().latency_ms == 10
 
 
 def test_camera_cli_flags_reach_the_options():
@@ -118,35 +121,35 @@ V4L2_CTL = """ioctl: VIDIOC_ENUM_FMT
 
 
 def test_parse_v4l2_ctl_output():
-    modes = io.parse_v4l2_formats(V4L2_CTL)
+    modes = parse_v4l2_formats(V4L2_CTL)
     assert len(modes) == 7
-    assert modes[0] == io.V4l2Mode("YUYV", 640, 480, 30) and modes[0].codec == "raw"
-    assert modes[-1] == io.V4l2Mode("MJPG", 1920, 1080, 30) and modes[-1].codec == "mjpeg"
+    assert modes[0] == V4l2Mode("YUYV", 640, 480, 30) and modes[0].codec == "raw"
+    assert modes[-1] == V4l2Mode("MJPG", 1920, 1080, 30) and modes[-1].codec == "mjpeg"
 
 
 def test_camera_mode_prefers_mjpg_when_it_is_faster():
-    modes = io.parse_v4l2_formats(V4L2_CTL)
-    assert io.choose_v4l2_mode(modes, 1920, 1080, None) == io.V4l2Mode("MJPG", 1920, 1080, 30)
-    assert io.choose_v4l2_mode(modes, None, None, None) == io.V4l2Mode("MJPG", 1280, 720, 60)  # 1280x720 default
-    assert io.choose_v4l2_mode(modes, 1280, 720, 30) == io.V4l2Mode("MJPG", 1280, 720, 30)
+    modes = parse_v4l2_formats(V4L2_CTL)
+    assert choose_v4l2_mode(modes, 1920, 1080, None) == V4l2Mode("MJPG", 1920, 1080, 30)
+    assert choose_v4l2_mode(modes, None, None, None) == V4l2Mode("MJPG", 1280, 720, 60)  # 1280x720 default
+    assert choose_v4l2_mode(modes, 1280, 720, 30) == V4l2Mode("MJPG", 1280, 720, 30)
     # same size and rate in both formats: uncompressed wins the tie (jetson-utils: MJPEG is not preferred)
-    assert io.choose_v4l2_mode(modes, 640, 480, None) == io.V4l2Mode("YUYV", 640, 480, 30)
+    assert choose_v4l2_mode(modes, 640, 480, None) == V4l2Mode("YUYV", 640, 480, 30)
     # forcing a format
-    assert io.choose_v4l2_mode(modes, 1920, 1080, None, "raw") == io.V4l2Mode("YUYV", 1920, 1080, 5)
-    assert io.choose_v4l2_mode(modes, 640, 480, None, "mjpeg") == io.V4l2Mode("MJPG", 640, 480, 30)
-    assert io.choose_v4l2_mode(modes, 640, 480, None, "h264") is None
-    assert io.choose_v4l2_mode([], 640, 480, None) is None
+    assert choose_v4l2_mode(modes, 1920, 1080, None, "raw") == V4l2Mode("YUYV", 1920, 1080, 5)
+    assert choose_v4l2_mode(modes, 640, 480, None, "mjpeg") == V4l2Mode("MJPG", 640, 480, 30)
+    assert choose_v4l2_mode(modes, 640, 480, None, "h264") is None
+    assert choose_v4l2_mode([], 640, 480, None) is None
 
 
 def test_opencv_v4l2_settings_set_the_fourcc_first():
-    mode = io.V4l2Mode("MJPG", 1920, 1080, 30)
-    props = io.v4l2_capture_settings(mode, io.VideoOptions())
+    mode = V4l2Mode("MJPG", 1920, 1080, 30)
+    props = v4l2_capture_settings(mode, VideoOptions())
     assert props == [("CAP_PROP_FOURCC", "MJPG"), ("CAP_PROP_FRAME_WIDTH", 1920), ("CAP_PROP_FRAME_HEIGHT", 1080),
                      ("CAP_PROP_FPS", 30.0), ("CAP_PROP_BUFFERSIZE", 1)]
     # modes unknown (no v4l2-ctl): auto asks for MJPG, raw for YUYV, and the size as given
-    assert io.v4l2_capture_settings(None, io.VideoOptions(width=1280, height=720))[:3] == [
+    assert v4l2_capture_settings(None, VideoOptions(width=1280, height=720))[:3] == [
         ("CAP_PROP_FOURCC", "MJPG"), ("CAP_PROP_FRAME_WIDTH", 1280), ("CAP_PROP_FRAME_HEIGHT", 720)]
-    assert io.v4l2_capture_settings(None, io.VideoOptions(codec="yuyv"))[0] == ("CAP_PROP_FOURCC", "YUYV")
+    assert v4l2_capture_settings(None, VideoOptions(codec="yuyv"))[0] == ("CAP_PROP_FOURCC", "YUYV")
     import cv2
 
     for prop, _ in props:
@@ -155,30 +158,32 @@ def test_opencv_v4l2_settings_set_the_fourcc_first():
 
 
 def test_v4l2_gstreamer_pipelines():
-    mjpg = io.v4l2_pipeline("/dev/video0", io.V4l2Mode("MJPG", 1920, 1080, 30), jetson=True)
+    mjpg = v4l2_pipeline("/dev/video0", V4l2Mode("MJPG", 1920, 1080, 30), jetson=True)
     assert mjpg == ("v4l2src device=/dev/video0 do-timestamp=true ! image/jpeg, width=(int)1920, height=(int)1080, "
                     "framerate=30/1 ! jpegdec ! video/x-raw ! videoconvert ! video/x-raw,format=BGR ! "
                     "appsink drop=1 max-buffers=1 sync=false")
-    raw = io.v4l2_pipeline("/dev/video1", io.V4l2Mode("YUYV", 640, 480, 30))
+    raw = v4l2_pipeline("/dev/video1", V4l2Mode("YUYV", 640, 480, 30))
     assert "video/x-raw, format=(string)YUY2, width=(int)640, height=(int)480, framerate=30/1 ! videoconvert" in raw
-    h264 = io.v4l2_pipeline("/dev/video0", io.V4l2Mode("H264", 1920, 1080, 30), jetson=True)
+    h264 = v4l2_pipeline("/dev/video0", V4l2Mode("H264", 1920, 1080, 30), jetson=True)
     assert _elements(h264)[2:5] == ["nvv4l2decoder", "video/x-raw(memory:NVMM)", "nvvidconv"]
-    h264_desktop = io.v4l2_pipeline("/dev/video0", io.V4l2Mode("H264", 1920, 1080, 30), jetson=False)
+    h264_desktop = v4l2_pipeline("/dev/video0", V4l2Mode("H264", 1920, 1080, 30), jetson=False)
     assert _elements(h264_desktop)[2:4] == ["h264parse", "avdec_h264"]
     with pytest.raises(KdedgeError, match="not a V4L2 device"):
-        io.v4l2_pipeline("/dev/video0 ! fakesink", io.V4l2Mode("MJPG", 640, 480, 30))
+        v4l2_pipeline("/dev/video0 ! fakesink", V4l2Mode("MJPG", 640, 480, 30))
 
 
 def test_display_sink_makes_every_highgui_call_in_one_thread(monkeypatch):
     """HighGUI stand-ins record the calling thread: this checks OUR threading, not OpenCV's GUI."""
     import cv2
 
+    from kdedge.runtime import sinks
+
     calls = []
-    monkeypatch.setattr(io, "display_available", lambda: True)
+    monkeypatch.setattr(sinks, "display_available", lambda: True)  # the name DisplaySink.open looks up
     monkeypatch.setattr(cv2, "imshow", lambda name, frame: calls.append(("imshow", threading.get_ident())))
     monkeypatch.setattr(cv2, "waitKey", lambda ms: calls.append(("waitKey", threading.get_ident())) or -1)
     monkeypatch.setattr(cv2, "destroyWindow", lambda name: calls.append(("destroyWindow", threading.get_ident())))
-    sink = io.open_sink("display://0")
+    sink = open_sink("display://0")
     frame = np.zeros((8, 8, 3), np.uint8)
     writer = threading.Thread(target=lambda: [sink.write(frame) for _ in range(5)])
     writer.start()

@@ -20,7 +20,7 @@ from kdedge.runtime.backends.base import Backend
 from kdedge.runtime.backends.ort import OrtBackend
 from kdedge.runtime.backends.trt import TrtBackend
 from kdedge.runtime.bundle import load_bundle
-from kdedge.runtime.pipeline import Pipeline
+from kdedge.runtime.pipeline import Pipeline, PipelineOptions
 
 try:
     from test_runtime_helpers import make_bundle
@@ -68,8 +68,7 @@ def _run(bundle, out_dir, reusing: bool, workers: int, tile: int):
 
     backends = [make() for _ in range(workers)]
     uri = "test://?size=64x48&fps=0&frames=%d" % FRAMES
-    stats = Pipeline(bundle, backends[0], uri, str(out_dir) + "/", tile=tile, quiet=True,
-                     extra_backends=backends[1:]).run()
+    stats = Pipeline(bundle, backends, uri, str(out_dir) + "/", PipelineOptions(tile=tile, quiet=True)).run()
     assert stats["frames_written"] == FRAMES and stats["accounted"]
     return out_dir
 

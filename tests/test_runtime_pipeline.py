@@ -15,10 +15,13 @@ import time
 import numpy as np
 import pytest
 
-from kdedge.runtime import colour, io
+from kdedge.runtime import colour
 from kdedge.runtime.backends import create_backend
 from kdedge.runtime.bundle import load_bundle
-from kdedge.runtime.pipeline import Pipeline, SRProcessor, run_pipeline
+from kdedge.runtime.pipeline import Pipeline, PipelineOptions, run_pipeline
+from kdedge.runtime.processor import SRProcessor
+from kdedge.runtime.sinks import open_sink
+from kdedge.runtime.sources import open_source
 
 try:
     from test_runtime_helpers import make_bundle
@@ -64,7 +67,7 @@ def test_synthetic_to_video_with_stats(bundle_y, tmp_path):
 
 
 def test_y_model_output_matches_prediction(bundle_y, tmp_path):
-    src = io.open_source("test://?size=40x24&fps=0")
+    src = open_source("test://?size=40x24&fps=0")
     inp = tmp_path / "in"
     inp.mkdir()
     import cv2
@@ -89,7 +92,7 @@ def test_y_model_output_matches_prediction(bundle_y, tmp_path):
 
 def test_rgb_model_and_tiles_match_whole_frames(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "rgb", color="rgb"))
-    frame = io.open_source("test://?size=70x50&fps=0").frame(3)
+    frame = open_source("test://?size=70x50&fps=0").frame(3)
     with create_backend(bundle, "ort-cpu", threads=1) as be:
         whole = SRProcessor(bundle, be).process(frame)
         tiled = SRProcessor(bundle, be, tile=24, tile_overlap=4).process(frame)
@@ -100,8 +103,8 @@ def test_rgb_model_and_tiles_match_whole_frames(tmp_path):
 def test_live_source_drops_are_counted(bundle_y):
     # a paced 200 FPS source against a writer that cannot keep up: drops must appear and balance
     bundle = load_bundle(bundle_y)
-    p = Pipeline(bundle, create_backend(bundle, "ort-cpu", threads=1), "test://?size=320x240&fps=200",
-                 "null://", frames=40, quiet=True)
+    p = Pipeline(bundle, [create_backend(bundle, "ort-cpu", threads=1)], "test://?size=320x240&fps=200",
+                 "null://", PipelineOptions(frames=40, quiet=True))
     s = p.run()
     assert s["frames_processed"] == 40 and s["end_reason"] == "frames"
     assert s["frames_captured"] == s["frames_processed"] + s["frames_dropped"]
@@ -128,8 +131,8 @@ def test_silent_live_source_times_out(bundle_y, tmp_path):
 
 def test_truncated_video_source_ends_cleanly(bundle_y, tmp_path):
     clip = tmp_path / "clip.avi"
-    src = io.open_source("test://?size=64x48&fps=0&frames=20")
-    with io.open_sink(str(clip)) as sink:
+    src = open_source("test://?size=64x48&fps=0&frames=20")
+    with open_sink(str(clip)) as sink:
         for _ in range(20):
             sink.write(src.read()[1])
     data = clip.read_bytes()
@@ -185,7 +188,7 @@ def test_two_workers_write_every_frame_in_capture_order(bundle_y, tmp_path):
     run gives the same files, names and pixels as one worker."""
     import cv2
 
-    src = io.open_source("test://?size=48x32&fps=0")
+    src = open_source("test://?size=48x32&fps=0")
     inp = tmp_path / "in"
     inp.mkdir()
     for i in range(16):

@@ -20,7 +20,8 @@ from kdedge.errors import KdedgeError
 from kdedge.runtime.backends import profile as prof
 from kdedge.runtime.backends import trt as trt_backend
 from kdedge.runtime.bundle import load_bundle
-from kdedge.runtime.pipeline import Pipeline, SRProcessor
+from kdedge.runtime.pipeline import Pipeline, PipelineOptions
+from kdedge.runtime.processor import SRProcessor
 
 try:
     from test_runtime_helpers import make_bundle
@@ -260,8 +261,8 @@ def test_pipeline_tiles_frames_to_the_engine_profile(fakes, tmp_path):
         with pytest.raises(KdedgeError, match=r"--tile 90 .* beyond the TensorRT engine profile's maximum 64x96") as info:
             SRProcessor(bundle, be, tile=90).infer(x)
         assert "--tile 32 or less" in info.value.fix
-    stats = Pipeline(bundle, trt_backend.TrtBackend(engine), "test://?size=200x150&fps=0&frames=3", "null://",
-                     quiet=True).run()
+    stats = Pipeline(bundle, [trt_backend.TrtBackend(engine)], "test://?size=200x150&fps=0&frames=3", "null://",
+                     PipelineOptions(quiet=True)).run()
     assert stats["frames_written"] == 3 and stats["end_reason"] == "eos"
 
 

@@ -18,27 +18,19 @@ import json
 import re
 import sys
 
+from kdedge.camera import add_engine_arguments, check_engine_arguments
 from kdedge.cli._common import add_config_argument
 from kdedge.errors import KdedgeError, UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", nargs="?", default=None, help="bundle folder, or a shipped bundle's name (default, fast)")
-    parser.add_argument("--backend", action="append", default=None,
-                        help="tensorrt, ort-tensorrt, ort-cuda, openvino or ort-cpu; repeat for several (default: all available)")
-    parser.add_argument("--precision", action="append", default=None,
-                        help="repeatable (default: every precision in the bundle, plus bf16 on OpenVINO where the CPU has it)")
+    add_engine_arguments(parser, bench=True)
     parser.add_argument("--size", action="append", default=None, metavar="HxW",
                         help="LR luma size, repeatable (default: 270x480 and 540x960)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     parser.add_argument("--rounds", type=int, default=1, help="alternate model-only and end-to-end this many times")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per worker (ONNX Runtime, OpenVINO)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="SR threads in the end-to-end pipeline, each with its own engine (CPU backends only)")
-    parser.add_argument("--frame-graph", choices=("off", "on", "both"), default="off",
-                        help="off: the Python colour path; on: the bundle's whole-frame graph (colour inside the "
-                             "model; its model-only time includes the colour work); both: a row for each")
     parser.add_argument("--no-e2e", action="store_true", help="model-only timings")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
@@ -63,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise KdedgeError("no bundle given", fix="kdedge bench BUNDLE_DIR")
     if args.runs < 2 or args.warmup < 0 or args.rounds < 1:
         raise UsageError("need --runs >= 2, --warmup >= 0, --rounds >= 1")
-    if args.threads is not None and args.threads < 1 or args.workers < 1:
-        raise UsageError("--threads and --workers must be at least 1")
+    check_engine_arguments(args)
     sizes = _sizes(args.size) if args.size else None
     if args.out:  # checked first: the measurement must not be lost at the end
         from kdedge.paths import check_writable_file

@@ -21,27 +21,16 @@ import argparse
 import sys
 import time
 
+from kdedge.camera import add_engine_arguments, add_model_argument
 from kdedge.cli._common import add_config_argument
 from kdedge.errors import KdedgeError, UsageError
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kdedge.runtime.backends import BACKENDS, PRECISIONS
-
     parser.add_argument("input", nargs="?", default=None, help="image, folder of images, or video")
     parser.add_argument("output", nargs="?", default=None, help="image, folder, or video file")
-    parser.add_argument("--model", metavar="BUNDLE", default=None, help="bundle folder, or a shipped bundle's name: default, fast (default: default)")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto")
-    parser.add_argument("--precision", choices=("auto",) + PRECISIONS, default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per SR worker (ONNX Runtime, OpenVINO)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="SR threads, each with its own CPU engine (ONNX Runtime or OpenVINO), on consecutive frames: more "
-                             "frames per second on a multi-core CPU (2 on 2 cores: 1.2-1.4x), more latency per frame")
-    parser.add_argument("--frame-graph", choices=("auto", "on", "off"), default="auto",
-                        help="run the bundle's whole-frame graph (colour conversion inside the model, BGR frames in "
-                             "and out) instead of the Python colour path; auto: only where measured faster (not on CPUs)")
-    parser.add_argument("--tile", type=int, default=0, metavar="PX", help="tile frames larger than PX LR pixels")
+    add_model_argument(parser)
+    add_engine_arguments(parser)
     parser.add_argument("--stats-json", default=None, metavar="PATH", help="write run statistics here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_argument(parser)
@@ -83,28 +72,23 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdedge.camera import DEFAULT_BUNDLE
+    from kdedge.camera import check_engine_arguments, exit_status, model_or_default
     from kdedge.runtime.pipeline import run_pipeline
 
     if not args.input or not args.output:
         raise UsageError("give an input and an output", fix="kdedge upscale IN OUT (see --help)")
-    model = args.model or str(DEFAULT_BUNDLE)
-    if args.model is None and not DEFAULT_BUNDLE.is_dir():
-        raise KdedgeError("no --model given and the default bundle %s is not installed" % DEFAULT_BUNDLE,
-                          fix="pass --model BUNDLE (a folder written by `kdedge export`)")
+    model = model_or_default(args.model)
+    check_engine_arguments(args)
     if args.input.startswith(("csi://", "v4l2://", "rtsp://", "test://")) or args.input.startswith("/dev/video"):
         raise KdedgeError("kdedge upscale is for files and folders; %s is live" % args.input,
                           fix="use python -m kdedge.camera --input %s --output OUT" % args.input)
     progress = _Progress(not args.no_progress)
     try:
         stats = run_pipeline(model, args.input, args.output, backend=args.backend, precision=args.precision,
-                             threads=args.threads, workers=args.workers, frame_graph=args.frame_graph, tile=args.tile, stats_json=args.stats_json,
-                             quiet=True,
-                             progress=progress)
+                             threads=args.threads, workers=args.workers, frame_graph=args.frame_graph, tile=args.tile,
+                             stats_json=args.stats_json, quiet=True, progress=progress)
     finally:
         progress.close()
-    from kdedge.camera import exit_status
-
     status = exit_status(stats)
     if stats["error"]:
         print("kdedge upscale: error: %s" % stats["error"], file=sys.stderr)

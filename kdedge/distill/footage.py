@@ -5,7 +5,7 @@ its frames is the only target there is, and it is in-domain (the same scene, opt
 compression the student will face). This module turns footage into training frames:
 
 - read any source the runtime reads (video files, image folders, `v4l2://`, `rtsp://`, `csi://`,
-  `test://`), through `kdedge.runtime.io.open_source`, so training and deployment decode alike;
+  `test://`), through `kdedge.runtime.sources.open_source`, so training and deployment decode alike;
 - sample: every `stride`-th frame, plus any frame that starts a new scene (a large change of a
   small grey thumbnail), minus near-duplicates of the last kept frame (a static camera would
   otherwise fill the set with one picture);
@@ -76,7 +76,7 @@ def _resize_to(bgr: np.ndarray, size: Optional[Tuple[int, int]]) -> np.ndarray:
 
 def sample_source(uri: str, opts: FootageOptions) -> Tuple[List[FootageFrame], int, Optional[str]]:
     """Sampled frames of one source, the number of frames decoded, and an error message if it failed."""
-    from kdedge.runtime.io import EOS, OK, open_source
+    from kdedge.runtime.sources import EOS, OK, open_source
 
     kept: List[FootageFrame] = []
     last_thumb = prev_thumb = None
