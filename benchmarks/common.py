@@ -5,8 +5,9 @@ teachers, kdedge's students in each precision). `discover_rows()` is the one pla
 each row is and whether its artifact exists yet; a row whose artifact is missing is kept, with status
 "not yet produced" and the path looked for, so tables show the gap instead of hiding it.
 
-Scripts are run as files (`python benchmarks/quality.py`), so they import each other as siblings;
-tests put this folder on sys.path. Results go to `benchmarks/results/` as JSON written atomically.
+Scripts are run as files (`python benchmarks/quality.py`), so they import each other as siblings
+(the drivers in experiments/ put this folder on sys.path themselves); tests import only the package
+and run the scripts as subprocesses. Results go to `benchmarks/results/` as JSON written atomically.
 """
 from __future__ import annotations
 

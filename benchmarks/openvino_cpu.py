@@ -30,6 +30,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from common import REPO, RESULTS, load_avg, machine, write_json
+from kdedge.runtime.bench import interleaved_rounds
 
 FSRCNN = REPO.parent / "shared" / "weights" / "FSRCNN_x2.pb"
 HD, UHD = (540, 960), (1080, 1920)
@@ -176,15 +177,16 @@ def main(argv=None) -> int:
         print("needs opencv-contrib-python-headless and %s" % FSRCNN, file=sys.stderr)
         return 1
     load_before = load_avg()
-    rounds = []
-    for r in range(args.rounds):
-        res = {"fsrcnn": fsrcnn_round(max(8, args.frames // 10))}
-        for row in ROWS:
-            res[row[0]] = kdedge_round(row, args.frames)
-            print("round %d %-52s model %6.1f  e2e %6.1f FPS" % (r + 1, row[1], res[row[0]]["model_fps"],
-                                                                 res[row[0]]["e2e_fps"]), file=sys.stderr, flush=True)
-        print("round %d %-52s e2e %6.1f FPS" % (r + 1, "OpenCV FSRCNN", res["fsrcnn"]["e2e_fps"]), file=sys.stderr)
-        rounds.append(res)
+    labels = dict([("fsrcnn", "OpenCV FSRCNN")] + [(row[0], row[1]) for row in ROWS])
+
+    def progress(r: int, key: str, res: Dict[str, Any]) -> None:
+        model = "model %6.1f  " % res["model_fps"] if "model_fps" in res else ""
+        print("round %d %-52s %se2e %6.1f FPS" % (r + 1, labels[key], model, res["e2e_fps"]), file=sys.stderr, flush=True)
+
+    jobs = [("fsrcnn", lambda: fsrcnn_round(max(8, args.frames // 10)))]
+    jobs += [(row[0], lambda row=row: kdedge_round(row, args.frames)) for row in ROWS]
+    per_job = interleaved_rounds(jobs, args.rounds, after_job=progress)
+    rounds = [{key: values[r] for key, values in per_job.items()} for r in range(args.rounds)]
     result = {"command": "python benchmarks/openvino_cpu.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
               "rounds": args.rounds, "frames": args.frames, "load_before": load_before,
               "machine": machine(), "versions": {"openvino": openvino.__version__, "onnxruntime": onnxruntime.__version__,

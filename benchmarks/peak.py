@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from common import THREADS, load_avg, machine, results_dir, write_json
+from kdedge.runtime.bench import calls_per_block, rate
 
 PRECISIONS = ("fp32", "int8_s8s8", "int8_u8s8")
 
@@ -70,36 +70,46 @@ def quantize(fp32_path: Path, out_path: Path, precision: str, channels: int, sid
     return out_path
 
 
-def measure_rate(path: Path, channels: int, side: int, macs: int, reps: int = 5, min_block_s: float = 0.3,
-                 threads: int = THREADS) -> Dict[str, float]:
-    """Median GMAC/s of the model at `path` on a 1 x C x side x side input (blocks of runs, after warm-up).
-
-    A raw ONNX Runtime session on purpose, not the runtime's backend: this measures ORT's own kernels
-    (the ceiling kdedge's models are compared with), with nothing of kdedge in between."""
+def _session(path: Path, threads: int):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def error_vs_fp32(fp32_path: Path, path: Path, channels: int, side: int = 16) -> float:
+    """max |quantized - FP32| / max |FP32| on one random input: the INT8 conv timed is the same workload."""
+    x = {"x": np.random.default_rng(0).random((1, channels, side, side), dtype=np.float32)}
+    ref = _session(fp32_path, 1).run(None, x)[0]
+    got = _session(path, 1).run(None, x)[0]
+    return float(np.abs(got - ref).max() / np.abs(ref).max())
+
+
+def measure_rate(path: Path, channels: int, side: int, macs: int, reps: int = 5, min_block_s: float = 0.3,
+                 threads: int = THREADS) -> Dict[str, float]:
+    """Median GMAC/s of the model at `path` on a 1 x C x side x side input (blocks of runs, after warm-up).
+
+    A raw ONNX Runtime session on purpose, not the runtime's backend: this measures ORT's own kernels
+    (the ceiling kdedge's models are compared with), with nothing of kdedge in between."""
+    sess = _session(path, threads)
     x = np.random.default_rng(2).random((1, channels, side, side), dtype=np.float32)
     feed = {"x": x}
-    sess.run(None, feed)
-    t0 = time.perf_counter()
-    sess.run(None, feed)
-    n = max(1, int(min_block_s / max(time.perf_counter() - t0, 1e-6)))
-    rates = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            sess.run(None, feed)
-        rates.append(macs * n / (time.perf_counter() - t0) / 1e9)
+
+    def once():
+        return sess.run(None, feed)
+
+    once()  # warm-up: ORT picks kernels and allocates on the first run
+    n, _ = calls_per_block(once, min_block_s)
+    rates = [macs * rate(once, n)() / 1e9 for _ in range(reps)]
     return {"gmac_per_s": float(np.median(rates)), "min": float(np.min(rates)), "max": float(np.max(rates)),
             "runs_per_block": n, "rounds": reps}
 
 
-def run(quick: bool = False, widths: Sequence[int] = (64, 128), side: int = 192, reps: int = 5) -> Dict:
+def run(quick: bool = False, widths: Sequence[int] = (64, 128), side: int = 192, reps: int = 5,
+        out_dir: Optional[Path] = None) -> Dict:
     if quick:
         widths, side, reps = (32,), 64, 2
     rows: List[Dict] = []
@@ -113,13 +123,15 @@ def run(quick: bool = False, widths: Sequence[int] = (64, 128), side: int = 192,
                 path = fp32 if prec == "fp32" else quantize(fp32, Path(tmp) / ("conv%d.%s.onnx" % (c, prec)), prec, c)
                 r = measure_rate(path, c, side, macs, reps=reps)
                 r.update({"precision": prec, "channels": c, "side": side, "macs": macs})
+                if path != fp32:
+                    r["rel_error_vs_fp32"] = error_vs_fp32(fp32, path, c)
                 rows.append(r)
                 print("peak: %-10s C=%-4d %dx%d  %.1f GMAC/s" % (prec, c, side, side, r["gmac_per_s"]), flush=True)
     peak = {p: max(r["gmac_per_s"] for r in rows if r["precision"] == p) for p in PRECISIONS}
     out = {"quick": quick, "threads": THREADS, "workload": "3x3 conv C->C, same padding, 1 x C x %d x %d" % (side, side),
            "measurements": rows, "peak_gmac_per_s": peak, "loadavg_before": before, "loadavg_after": load_avg(),
            "machine": machine()}
-    write_json(results_dir(quick) / "peak.json", out)
+    write_json(Path(out_dir or results_dir(quick)) / "peak.json", out)
     return out
 
 
@@ -140,8 +152,10 @@ def fraction_of_peak(achieved_gmac: float, peak: Dict[str, float], precision: st
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="one small conv, 2 rounds (development)")
+    p.add_argument("--out", default=None, metavar="DIR", help="write peak.json here (default: benchmarks/results/, "
+                                                               "or results/quick/ with --quick)")
     args = p.parse_args(argv)
-    res = run(quick=args.quick)
+    res = run(quick=args.quick, out_dir=args.out)
     print("peak GMAC/s:", {k: round(v, 1) for k, v in res["peak_gmac_per_s"].items()})
     return 0
 

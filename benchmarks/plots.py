@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from common import DATA, SCALE, Row, discover_rows, limit_threads, read_json, results_dir, save_figure
+from kdedge.metrics import best_window, pareto_front
 
 GRID_ROWS = ("bicubic", "fsrcnn", "kdedge-int8", "imdn")
 SET14_IMAGE = "barbara"
 CALENDAR_FRAME = 21
 CROP = 96
-
-
-def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
-    """Indices of the points (x, y) not dominated by any other (higher is better on both), by x."""
-    idx = []
-    for i, (x, y) in enumerate(points):
-        dominated = any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for j, (x2, y2) in enumerate(points) if j != i)
-        if not dominated:
-            idx.append(i)
-    return sorted(idx, key=lambda i: points[i][0])
 
 
 def _points(quality: Dict, speed: Dict, dataset: str, size: str, mode: str):
@@ -86,20 +77,6 @@ def psnr_fps_figure(quality: Dict, speed: Dict, path: Path, size: str = "540x960
     return out
 
 
-def best_window(a: np.ndarray, b: np.ndarray, crop: int = CROP, stride: int = 8) -> Tuple[int, int]:
-    """Top-left of the crop x crop window where |a - b| (2-D) is largest (box sums on a stride grid)."""
-    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
-    ii = np.pad(d.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    h, w = d.shape
-    best, where = -1.0, (0, 0)
-    for y in range(0, max(1, h - crop + 1), stride):
-        for x in range(0, max(1, w - crop + 1), stride):
-            s = ii[y + crop, x + crop] - ii[y, x + crop] - ii[y + crop, x] + ii[y, x]
-            if s > best:
-                best, where = s, (y, x)
-    return where
-
-
 def crop_grid(hr: np.ndarray, rows: List[Row], path: Path, title: str) -> Path:
     """One figure: a crop of each row's SR output and of the ground truth, with full-image Y-PSNR."""
     import matplotlib
@@ -126,7 +103,7 @@ def crop_grid(hr: np.ndarray, rows: List[Row], path: Path, title: str) -> Path:
     ref = {k: img for k, img, _ in panels if img is not None}
     a = rgb_to_y(ref["imdn"]) if "imdn" in ref else gt_y
     b = rgb_to_y(ref["bicubic"]) if "bicubic" in ref else gt_y
-    y0, x0 = best_window(a, b)
+    y0, x0 = best_window(a, b, crop=CROP)
     panels.append(("ground truth", hr, ""))
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0))
     for ax, (name, img, note) in zip(axes, panels):

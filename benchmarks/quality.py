@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import numpy as np
 
 from common import read_json, DATA, SCALE, Row, discover_rows, limit_threads, machine, results_dir, write_json
 

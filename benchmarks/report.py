@@ -182,9 +182,11 @@ def machine_section(m: Dict) -> str:
     return "\n".join("- %s: %s" % (k, m.get(k)) for k in keys if k in m)
 
 
-def write(quick: bool = False, run_info: Optional[Dict] = None) -> Path:
-    folder = results_dir(quick)
-    md_dir = HERE if not quick else folder
+def write(quick: bool = False, run_info: Optional[Dict] = None, folder: Optional[Path] = None) -> Path:
+    """RESULTS.md from the JSON files of `folder` (default: results/, or results/quick/ with `quick`),
+    written beside them, or in benchmarks/ for the real tables."""
+    md_dir = Path(folder) if folder else (HERE if not quick else results_dir(quick))
+    folder = Path(folder) if folder else results_dir(quick)
     q = read_json(folder / "quality.json", {}) or {}
     sp = read_json(folder / "speed.json", {}) or {}
     pk = read_json(folder / "peak.json", {}) or {}
@@ -237,7 +239,7 @@ def write(quick: bool = False, run_info: Optional[Dict] = None) -> Path:
               "observed by ORT on a 128x128 input; parameters traced through DequantizeLinear) for ONNX and torch "
               "rows (torch rows through kdedge's exporter); from the conv weights OpenCV loads for the FSRCNN .pb "
               "(all convs at LR resolution; equal to the architecture formula 25d + ds + 9ms^2 + sd + 4d); "
-              "bicubic as a separable 4-tap filter on RGB. See `benchmarks/macs.py`.", ""]
+              "bicubic as a separable 4-tap filter on RGB. See `kdedge/export/macs.py` (ONNX) and `benchmarks/macs.py`.", ""]
     if sp:
         parts += ["## Speed (this CPU, %d threads)" % sp.get("threads", 2), "",
                   "Median FPS over %d interleaved rounds after %d warm-up runs (min–max in brackets); each round "
@@ -308,7 +310,9 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="report on the --quick development results")
-    print(write(quick=p.parse_args(argv).quick))
+    p.add_argument("--results", default=None, metavar="DIR", help="report on the JSON files in DIR, into DIR/RESULTS.md")
+    args = p.parse_args(argv)
+    print(write(quick=args.quick, folder=args.results))
     return 0
 
 

@@ -15,7 +15,6 @@ opencv-contrib's dnn_superres, which the dev venv's plain OpenCV lacks (those ro
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time

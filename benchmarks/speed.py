@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from common import SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, machine, read_json, results_dir, write_json
+from kdedge.runtime.bench import calls_per_block, interleaved_rounds, rate, summarize_rounds
 
 SIZES: Tuple[Tuple[int, int], ...] = ((270, 480), (540, 960))
 
@@ -116,24 +116,6 @@ def pipeline_runner(bundle_path: str, precision: str, h: int, w: int, frames: in
     return lambda: bench_e2e(bundle, backend, precision, (h, w), frames, 2, threads, workers)["fps"]
 
 
-def _block_size(fn: Callable, block_s: float, max_frames: int = 200) -> Tuple[int, float]:
-    """Frames per timed block so that a block lasts about block_s (at least one frame)."""
-    t0 = time.perf_counter()
-    fn()
-    dt = time.perf_counter() - t0
-    return max(1, min(max_frames, int(round(block_s / max(dt, 1e-6))))), dt
-
-
-def _timed(fn: Callable, n: int) -> Callable[[], float]:
-    def measure() -> float:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return n / (time.perf_counter() - t0)
-
-    return measure
-
-
 def _bundle_precs(bundle: str):
     from kdedge.runtime.bundle import load_bundle
 
@@ -141,13 +123,6 @@ def _bundle_precs(bundle: str):
         return set(load_bundle(bundle).precisions)
     except Exception:
         return set()
-
-
-def summarize(fps: List[float]) -> Dict[str, float]:
-    a = np.asarray(fps, dtype=np.float64)
-    q1, med, q3 = np.percentile(a, [25, 50, 75])
-    return {"median": float(med), "min": float(a.min()), "max": float(a.max()), "iqr": float(q3 - q1),
-            "rounds": int(a.size)}
 
 
 def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, block_s: float = 0.6,
@@ -161,7 +136,7 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
     quality = read_json(results_dir(quick) / "quality.json", {}) or {}
     macs = {r["key"]: (r.get("complexity") or {}).get("macs_per_lr_pixel") for r in quality.get("rows", [])}
     entries: Dict[str, Dict] = {}
-    jobs = []  # (row key, size, mode, measure() -> FPS of one round)
+    jobs = []  # ((row key, size, mode), measure() -> FPS of one round)
     load_before = load_avg()
     for row in rows:
         if only and row.key not in only:
@@ -183,28 +158,24 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
                 for mode, fn in runners.items():
                     for _ in range(warmup):
                         fn()
-                    n, first = _block_size(fn, block_s)
-                    jobs.append((row.key, (h, w), mode, _timed(fn, n)))
+                    n, first = calls_per_block(fn, block_s, max_calls=200)
+                    jobs.append(((row.key, (h, w), mode), rate(fn, n)))
                     print("speed: %-18s %4dx%-4d %-5s ready (%.1f ms/frame, %d frames/block)"
                           % (row.key, h, w, mode, first * 1e3, n), flush=True)
                     if mode == "e2e" and row.bundle and (row.precision in _bundle_precs(row.bundle) or row.precision == "bf16"):
                         # the real threaded pipeline, from kdedge.runtime.bench (its own frame count)
                         frames = max(4, min(60, 2 * n))
                         be = _backend_of(row)
-                        jobs.append((row.key, (h, w), "pipeline", pipeline_runner(row.bundle, row.precision, h, w, frames,
-                                                                                  backend=be)))
-                        jobs.append((row.key, (h, w), "pipeline2", pipeline_runner(row.bundle, row.precision, h, w, frames,
-                                                                                   workers=2, backend=be)))
+                        jobs.append(((row.key, (h, w), "pipeline"), pipeline_runner(row.bundle, row.precision, h, w, frames,
+                                                                                    backend=be)))
+                        jobs.append(((row.key, (h, w), "pipeline2"), pipeline_runner(row.bundle, row.precision, h, w, frames,
+                                                                                     workers=2, backend=be)))
         except Exception as exc:  # a row that cannot run is reported, not fatal
             entry["status"] = "error: %s: %s" % (type(exc).__name__, exc)
             print("speed: %-18s %s" % (row.key, entry["status"]), flush=True)
-    times: Dict[Tuple, List[float]] = {}
-    for r in range(reps):
-        for key, size, mode, measure in jobs:
-            times.setdefault((key, size, mode), []).append(measure())
-        print("speed: round %d/%d done" % (r + 1, reps), flush=True)
+    times = interleaved_rounds(jobs, reps, after_round=lambda r: print("speed: round %d/%d done" % (r + 1, reps), flush=True))
     for (key, size, mode), fps in times.items():
-        s = summarize(fps)
+        s = summarize_rounds(fps)
         m = entries[key].get("macs_per_lr_pixel")
         if m and mode == "model" and entries[key].get("kind") != "bicubic":
             s["gmac_per_s"] = s["median"] * m * size[0] * size[1] / 1e9

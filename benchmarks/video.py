@@ -8,7 +8,7 @@ frame-to-frame change of the output with that of the ground truth,
     flicker(t) = mean | (SR_t - SR_{t-1}) - (GT_t - GT_{t-1}) |      (Y, 0..255, border shaved)
 
 which is 0 when the output moves exactly like the truth (a constant error cancels) and grows with
-temporally unstable detail (`kdedge.metrics.temporal_flicker`, the metric the footage tools use). `motion_ratio(t) = mean|SR_t - SR_{t-1}| / mean|GT_t - GT_{t-1}|` says
+temporally unstable detail (`kdedge.metrics.temporal_flicker`, the metric the footage tools use). `kdedge.metrics.motion_ratio(t) = mean|SR_t - SR_{t-1}| / mean|GT_t - GT_{t-1}|` says
 whether the output moves more (>1, flicker) or less (<1, smoothing) than the truth.
 
     python benchmarks/video.py [--quick]
@@ -19,26 +19,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from common import DATA, SCALE, Row, discover_rows, limit_threads, results_dir, save_figure, write_json
+from kdedge.metrics import motion_ratio
 
 CLIP = DATA / "video" / "calendar"
 VIDEO_ROWS = ("bicubic", "fsrcnn", "kdedge-fp32", "kdedge-int8", "kdedge-fast-int8")  # rows absent from the suite are skipped
-
-
-def motion_ratio(out: Sequence[np.ndarray], gt: Sequence[np.ndarray], shave: int = 0) -> np.ndarray:
-    """mean|SR_t - SR_{t-1}| / mean|GT_t - GT_{t-1}| for t = 1..T-1."""
-    res = []
-    for t in range(1, len(out)):
-        a = np.abs(out[t].astype(np.float64) - out[t - 1])
-        b = np.abs(gt[t].astype(np.float64) - gt[t - 1])
-        if shave:
-            a, b = a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave]
-        res.append(a.mean() / max(b.mean(), 1e-12))
-    return np.asarray(res)
 
 
 def load_clip(limit: Optional[int] = None) -> List[np.ndarray]:

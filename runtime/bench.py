@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -188,3 +188,52 @@ def format_report(result: Dict[str, Any]) -> str:
         h, w = b["size_hw"]
         lines.append("%-44s %4dx%-4d BGR %6.2f ms, Y plane %6.2f ms" % ("bicubic (OpenCV)", h, w, b["ms"]["bgr"]["median"], b["ms"]["y"]["median"]))
     return "\n".join(lines)
+
+
+# Interleaved timing rounds: the method of every speed table in benchmarks/. Each measurement is a
+# zero-argument callable returning one number (a rate); round r measures every job once, in order,
+# before round r + 1 starts, so load changes on a shared machine spread over all jobs alike.
+
+def calls_per_block(fn: Callable[[], object], block_s: float, max_calls: Optional[int] = None) -> Tuple[int, float]:
+    """(calls, seconds of one call): how many calls of `fn` make a block of about `block_s` seconds
+    (at least 1, at most `max_calls`), from one timed call."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    n = max(1, int(round(block_s / max(dt, 1e-6))))
+    return (min(n, max_calls) if max_calls else n), dt
+
+
+def rate(fn: Callable[[], object], calls: int) -> Callable[[], float]:
+    """A measurement: runs `fn` `calls` times and returns calls per second."""
+    def measure() -> float:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return calls / (time.perf_counter() - t0)
+
+    return measure
+
+
+def interleaved_rounds(jobs: Sequence[Tuple[Hashable, Callable[[], Any]]], rounds: int,
+                       after_job: Optional[Callable[[int, Hashable, Any], None]] = None,
+                       after_round: Optional[Callable[[int], None]] = None) -> Dict[Hashable, List[Any]]:
+    """{key: [value of round 1, round 2, ...]} of the (key, measure) jobs, measured round-robin.
+    `after_job(round, key, value)` and `after_round(round)` (0-based) are for progress lines."""
+    values: Dict[Hashable, List[Any]] = {key: [] for key, _ in jobs}
+    for r in range(rounds):
+        for key, measure in jobs:
+            values[key].append(measure())
+            if after_job:
+                after_job(r, key, values[key][-1])
+        if after_round:
+            after_round(r)
+    return values
+
+
+def summarize_rounds(values: Sequence[float]) -> Dict[str, float]:
+    """Median, min, max and interquartile range of the per-round values."""
+    a = np.asarray(values, dtype=np.float64)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    return {"median": float(med), "min": float(a.min()), "max": float(a.max()), "iqr": float(q3 - q1),
+            "rounds": int(a.size)}

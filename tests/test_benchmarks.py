@@ -1,43 +1,56 @@
-"""The benchmark suite's own arithmetic on tiny inputs: Pareto front, flicker, MAC counting, peak rate.
+"""The benchmark suite's arithmetic on tiny inputs: Pareto front, flicker, MAC counting, timing rounds, peak rate.
 
 The suite itself (benchmarks/run_all.py) runs for minutes in its own environment; these tests check the
-pieces whose mistakes would silently distort every table.
+pieces whose mistakes would silently distort every table. What the suite shares with the package is
+imported from the package (kdedge.metrics, kdedge.export.macs, kdedge.runtime.bench); the scripts
+themselves are run as the user runs them, in a subprocess.
 """
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
+from kdedge.metrics import best_window, motion_ratio, pareto_front
+from kdedge.runtime.bench import calls_per_block, interleaved_rounds, rate, summarize_rounds
 
-import plots  # noqa: E402
-import video  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+SUITE = ("run_all", "quality", "speed", "video", "plots", "report", "peak", "jetson_estimate",
+         "openvino_cpu", "openvino_eval")
+EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak")
+RELEASE = ("distill_assets", "ship_bundle", "anchor_bundle")
+
+
+def _script(path: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / path), *args], cwd=str(REPO), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_pareto_front_keeps_only_undominated_points():
     pts = [(1.0, 38.0), (10.0, 37.0), (5.0, 36.0), (100.0, 33.0), (10.0, 36.5), (0.5, 37.5)]
     # (5, 36) is beaten by (10, 37); (10, 36.5) by (10, 37); (0.5, 37.5) by (1, 38)
-    assert plots.pareto_front(pts) == [0, 1, 3]
+    assert pareto_front(pts) == [0, 1, 3]
 
 
 def test_pareto_front_ties_and_single_point():
-    assert plots.pareto_front([(2.0, 30.0)]) == [0]
+    assert pareto_front([(2.0, 30.0)]) == [0]
     # identical points dominate nobody: both stay
-    assert plots.pareto_front([(2.0, 30.0), (2.0, 30.0)]) == [0, 1]
+    assert pareto_front([(2.0, 30.0), (2.0, 30.0)]) == [0, 1]
 
 
 def test_motion_ratio_compares_frame_to_frame_change_with_truth():
     rng = np.random.default_rng(0)
     gt = [rng.random((8, 9)) * 255 for _ in range(4)]
-    assert np.allclose(video.motion_ratio([g + 7.0 for g in gt], gt), 1.0)  # a constant error moves like the truth
-    assert np.allclose(video.motion_ratio([g * 0.5 for g in gt], gt), 0.5)  # half the change: smoothing
+    assert np.allclose(motion_ratio([g + 7.0 for g in gt], gt), 1.0)  # a constant error moves like the truth
+    assert np.allclose(motion_ratio([g * 0.5 for g in gt], gt), 0.5)  # half the change: smoothing
     static = [np.full((6, 6), 100.0) for _ in range(3)]
     out = [np.full((6, 6), 100.0), np.full((6, 6), 103.0), np.full((6, 6), 100.0)]
-    ratio = video.motion_ratio(out, [s + np.eye(6) * t for t, s in enumerate(static)], shave=2)
+    ratio = motion_ratio(out, [s + np.eye(6) * t for t, s in enumerate(static)], shave=2)
     assert ratio.shape == (2,) and np.all(ratio > 1.0)  # moves more than the (nearly static) truth: flicker
 
 
@@ -45,59 +58,120 @@ def test_best_window_finds_the_difference():
     a = np.zeros((64, 64))
     b = np.zeros((64, 64))
     b[40:56, 8:24] = 50.0
-    y, x = plots.best_window(a, b, crop=16, stride=8)
+    y, x = best_window(a, b, crop=16, stride=8)
     assert (y, x) == (40, 8)
+
+
+def _conv_model(channels: int, out_channels: int, kernel: int = 3):
+    """One 'same' Conv (dynamic H, W) with random weights, built with onnx.helper."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((out_channels, channels, kernel, kernel)) * 0.2).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[kernel // 2] * 4, kernel_shape=[kernel, kernel])
+    graph = helper.make_graph(
+        [node], "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_channels, "h", "w"])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros(out_channels, np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
 
 
 def test_onnx_mac_count_matches_a_hand_count(tmp_path):
     pytest.importorskip("onnxruntime")
-    import macs
-    import peak
-
-    path = tmp_path / "conv.onnx"
-    path.write_bytes(peak.conv_model(4, kernel=3, out_channels=6).SerializeToString())
-    c = macs.onnx_complexity(path, side=16)
-    assert c["macs_per_lr_pixel"] == 4 * 6 * 9  # 'same' conv: C_in x C_out x k^2 per pixel
-    assert c["params"] == 6 * 4 * 9 + 6
-    assert c["in_channels"] == 4
-    # the QDQ INT8 copy runs the same convolution: same MACs and parameters
-    q = peak.quantize(path, tmp_path / "conv.int8.onnx", "int8_s8s8", channels=4, side=8)
-    cq = macs.onnx_complexity(q, side=16)
-    assert cq["macs_per_lr_pixel"] == c["macs_per_lr_pixel"]
-    assert cq["params"] == c["params"]
-    # kdedge's own TensorRT form keeps float weights behind Quantize -> Dequantize pairs: same count
+    from kdedge.export.macs import onnx_complexity
     from kdedge.export.onnx_export import save_model
     from kdedge.export.quantize import quantize_qdq
 
-    trt = save_model(quantize_qdq(path, {"x": (-1.0, 1.0), "y": (-4.0, 4.0)}), tmp_path / "conv.trt.onnx")
-    ct = macs.onnx_complexity(trt, side=16)
+    path = tmp_path / "conv.onnx"
+    path.write_bytes(_conv_model(4, 6).SerializeToString())
+    c = onnx_complexity(path, side=16)
+    assert c["macs_per_lr_pixel"] == 4 * 6 * 9  # 'same' conv: C_in x C_out x k^2 per pixel
+    assert c["params"] == 6 * 4 * 9 + 6
+    assert c["in_channels"] == 4
+    ranges = {"x": (-1.0, 1.0), "y": (-4.0, 4.0)}
+    # the U8S8 copy stores INT8 weight initializers behind DequantizeLinear: same MACs and parameters
+    u8s8 = save_model(quantize_qdq(path, ranges, u8s8=True), tmp_path / "conv.u8s8.onnx")
+    cq = onnx_complexity(u8s8, side=16)
+    assert (cq["macs_per_lr_pixel"], cq["params"]) == (c["macs_per_lr_pixel"], c["params"])
+    # kdedge's own TensorRT form keeps float weights behind Quantize -> Dequantize pairs: same count
+    trt = save_model(quantize_qdq(path, ranges), tmp_path / "conv.trt.onnx")
+    ct = onnx_complexity(trt, side=16)
     assert (ct["macs_per_lr_pixel"], ct["params"]) == (c["macs_per_lr_pixel"], c["params"])
 
 
 def test_fsrcnn_formula_matches_opencv_readme_figure():
-    import macs
+    from kdedge.export.macs import fsrcnn_formula
 
-    assert macs.fsrcnn_formula(56, 12, 4, 2) == 8152  # ../shared/weights/README.md: 8,152 MACs per LR pixel
+    assert fsrcnn_formula(56, 12, 4, 2) == 8152  # ../shared/weights/README.md: 8,152 MACs per LR pixel
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8_s8s8", "int8_u8s8"])
-def test_peak_rate_on_a_tiny_conv(tmp_path, precision):
+def test_interleaved_rounds_measure_every_job_once_per_round_in_order():
+    seen = []
+    jobs = [(k, (lambda k=k: seen.append(k) or len(seen))) for k in ("a", "b", "c")]
+    rounds_done = []
+    values = interleaved_rounds(jobs, 3, after_round=rounds_done.append)
+    assert seen == ["a", "b", "c"] * 3  # round-robin: load drift hits every job alike
+    assert values == {"a": [1, 4, 7], "b": [2, 5, 8], "c": [3, 6, 9]} and rounds_done == [0, 1, 2]
+    assert summarize_rounds([1.0, 2.0, 3.0, 4.0, 10.0]) == {"median": 3.0, "min": 1.0, "max": 10.0, "iqr": 2.0,
+                                                            "rounds": 5}
+
+
+def test_rate_and_block_size_time_a_known_call():
+    def call():
+        time.sleep(0.005)
+
+    n, first = calls_per_block(call, 0.05)
+    assert first >= 0.005 and 1 <= n <= 10  # about 0.05 s / 5 ms; sleep only ever oversleeps
+    assert calls_per_block(call, 10.0, max_calls=3)[0] == 3
+    assert calls_per_block(call, 0.0)[0] == 1
+    calls_per_s = rate(call, 4)()
+    assert 0 < calls_per_s <= 200  # 4 calls of >= 5 ms each
+
+
+def test_peak_rate_on_a_tiny_conv(tmp_path):
+    """benchmarks/peak.py --quick end to end: every precision measured, rates ordered, the quantized
+    convs compute what the FP32 one does."""
     pytest.importorskip("onnxruntime")
-    import peak
+    r = _script("benchmarks/peak.py", "--quick", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "peak.json").read_text())
+    assert sorted(m["precision"] for m in res["measurements"]) == ["fp32", "int8_s8s8", "int8_u8s8"]
+    for m in res["measurements"]:
+        assert m["macs"] == m["side"] * m["side"] * m["channels"] * m["channels"] * 9
+        assert m["gmac_per_s"] > 0 and m["min"] <= m["gmac_per_s"] <= m["max"]
+        if m["precision"] != "fp32":
+            assert m["rel_error_vs_fp32"] < 0.1
+    assert set(res["peak_gmac_per_s"]) == {"fp32", "int8_s8s8", "int8_u8s8"}
 
-    c, side = 8, 16
-    fp32 = tmp_path / "c.onnx"
-    fp32.write_bytes(peak.conv_model(c).SerializeToString())
-    path = fp32 if precision == "fp32" else peak.quantize(fp32, tmp_path / ("c.%s.onnx" % precision), precision, c, side)
-    macs_total = peak.conv_total_macs(c, side)
-    assert macs_total == side * side * c * c * 9
-    r = peak.measure_rate(path, c, side, macs_total, reps=2, min_block_s=0.01, threads=1)
-    assert r["gmac_per_s"] > 0 and r["min"] <= r["gmac_per_s"] <= r["max"]
-    # the quantized conv computes nearly the same thing as the float one
-    x = np.random.default_rng(0).random((1, c, side, side), dtype=np.float32)
-    from kdedge.runtime.backends import open_model
 
-    with open_model(fp32) as a, open_model(path) as b:
-        ref, got = a.infer({"x": x})["y"], b.infer({"x": x})["y"]
-    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
-    assert peak.fraction_of_peak(50.0, {"fp32": 100.0, "int8_s8s8": 200.0, "int8_u8s8": 250.0}, "int8") == 0.2
+def test_report_states_each_rate_as_a_fraction_of_its_precisions_peak(tmp_path):
+    """benchmarks/report.py on hand-written results: INT8 rows against the best INT8 peak, the rest FP32."""
+    row = {"kind": "onnx", "runtime": "onnxruntime"}
+    speed = {"threads": 2, "reps": 2, "warmup": 1, "block_seconds": 0.1, "sizes": ["270x480"], "rows": [
+        dict(row, key="a", label="int8 row", precision="int8",
+             results={"270x480": {"model": {"median": 10.0, "min": 9.0, "max": 11.0, "gmac_per_s": 50.0}}}),
+        dict(row, key="b", label="fp32 row", precision="fp32",
+             results={"270x480": {"model": {"median": 10.0, "min": 9.0, "max": 11.0, "gmac_per_s": 25.0}}})]}
+    peak = {"workload": "conv", "measurements": [],
+            "peak_gmac_per_s": {"fp32": 100.0, "int8_s8s8": 200.0, "int8_u8s8": 250.0}}
+    (tmp_path / "speed.json").write_text(json.dumps(speed))
+    (tmp_path / "peak.json").write_text(json.dumps(peak))
+    r = _script("benchmarks/report.py", "--results", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| 50.0 | 20.0% of INT8 |" in text  # 50 / max(200, 250)
+    assert "| 25.0 | 25.0% of FP32 |" in text
+
+
+@pytest.mark.parametrize("path", ["benchmarks/%s.py" % n for n in SUITE]
+                         + ["benchmarks/experiments/%s.py" % n for n in EXPERIMENTS]
+                         + ["scripts/%s.py" % n for n in RELEASE])
+def test_every_benchmark_and_release_script_runs(path):
+    """Each script starts and answers --help where it lives (imports of its siblings and of the suite resolve)."""
+    if path.endswith("distill_steptime.py"):
+        pytest.importorskip("torch")  # a training-step benchmark: imports torch at the top
+    r = _script(path, "--help")
+    assert r.returncode == 0 and "usage:" in r.stdout, r.stderr

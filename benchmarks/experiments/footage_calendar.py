@@ -9,10 +9,10 @@ Reported for both, bicubic and the teacher: Y-PSNR on frames 21-41 and temporal 
 ground truth (kdedge.metrics.temporal_flicker), plus Set5 x2 so that a gain on the camera is not
 bought with a loss everywhere else.
 
-    nice -n 10 python benchmarks/footage_calendar.py --steps 4000 --parallel            # footage_calendar_r08.json
-    python benchmarks/footage_calendar.py --report-only
+    nice -n 10 python benchmarks/experiments/footage_calendar.py --steps 4000 --parallel            # footage_calendar_r08.json
+    python benchmarks/experiments/footage_calendar.py --report-only
 
-Writes benchmarks/results/footage_calendar.json and .md.
+Writes benchmarks/experiments/results/footage_calendar.json and .md.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED = Path(os.environ.get("KDEDGE_SHARED", HERE.parents[1] / "shared"))
+HERE = Path(__file__).resolve().parent  # benchmarks/experiments
+REPO = HERE.parents[1]
+SHARED = Path(os.environ.get("KDEDGE_SHARED", REPO.parent / "shared"))
 CLIP = SHARED / "data" / "video" / "calendar"
 
 
@@ -110,7 +111,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--parallel", action="store_true", help="run both trainings at once (2 cores)")
-    ap.add_argument("--runs", default=str(HERE.parents[0] / "runs" / "footage_calendar"))
+    ap.add_argument("--runs", default=str(REPO / "runs" / "footage_calendar"))
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results" / "footage_calendar"))
     args = ap.parse_args()

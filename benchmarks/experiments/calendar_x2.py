@@ -6,7 +6,7 @@ pipeline (ONNX Runtime backend) twice: into a video (checks frame count and size
 frames (measured losslessly). Y-PSNR follows the standard protocol (MATLAB Y, shave = scale)
 against the original frames, beside MATLAB-bicubic and OpenCV-bicubic upscaling of the same LR.
 
-    python benchmarks/calendar_x2.py BUNDLE [--frames N] [--out benchmarks/results/calendar_x2.json]
+    python benchmarks/experiments/calendar_x2.py BUNDLE [--frames N] [--out benchmarks/experiments/results/calendar_x2.json]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def calendar_eval(bundle, calendar_dir, work_dir, frames=None, backend="ort-cpu", precision="auto", threads=None):
@@ -80,10 +80,12 @@ def main(argv=None):
     ap.add_argument("--calendar", default=str(REPO.parent / "shared" / "data" / "video" / "calendar"))
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="engine threads (default: the backend's)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        result = calendar_eval(args.bundle, args.calendar, tmp, frames=args.frames, precision=args.precision)
+        result = calendar_eval(args.bundle, args.calendar, tmp, frames=args.frames, precision=args.precision,
+                               threads=args.threads)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

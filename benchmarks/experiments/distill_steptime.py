@@ -6,10 +6,10 @@ cached-KD steps alternate one by one (the median of the per-pair ratios is the h
 with a few online-teacher steps in every round; medians per kind are reported too. Every step is the trainer's own
 work: sample patches (+ cached labels), forward, loss terms, backward, AdamW step.
 
-    nice -n 10 python benchmarks/distill_steptime.py            # IMDN x2 teacher, anchor student
-    python benchmarks/distill_steptime.py --images 8 --rounds 3 --threads 1  # quicker
+    nice -n 10 python benchmarks/experiments/distill_steptime.py            # IMDN x2 teacher, anchor student
+    python benchmarks/experiments/distill_steptime.py --images 8 --rounds 3 --threads 1  # quicker
 
-Writes benchmarks/results/distill_steptime.json and prints a markdown table.
+Writes benchmarks/experiments/results/distill_steptime.json and prints a markdown table.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from kdedge.distill.losses import loss_terms
 from kdedge.models import create_model
 from kdedge.models.loading import load_model
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 
 
 def main() -> None:

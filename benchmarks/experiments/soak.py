@@ -7,22 +7,23 @@ growth is measured from the end of a warm-up period (allocators and ONNX Runtime
 first) to the end. Passes when RSS grows < 5%, the fd count does not grow, and every frame is
 accounted for (captured == processed + dropped, written == processed).
 
-    nice -n 10 python benchmarks/soak.py [--minutes 10] [--bundle DIR] [--out benchmarks/results/soak.json]
+    nice -n 10 python benchmarks/experiments/soak.py [--minutes 10] [--bundle DIR] [--out benchmarks/experiments/results/soak.json]
 
-Without --bundle it builds the anchor-cost bundle (benchmarks/anchor_bundle.py) in a temp folder.
+Without --bundle it builds the anchor-cost bundle (scripts/anchor_bundle.py) in a temp folder.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[2]
 
 
 def rss_kib() -> int:
@@ -99,9 +100,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle
         if bundle is None:
-            from anchor_bundle import make_anchor_bundle
-
-            bundle = make_anchor_bundle(Path(tmp) / "anchor")
+            bundle = Path(tmp) / "anchor"
+            subprocess.run([sys.executable, str(REPO / "scripts" / "anchor_bundle.py"), str(bundle)], check=True,
+                           stdout=subprocess.DEVNULL)
         result = soak(bundle, args.minutes, min(args.warmup, args.minutes * 30), args.threads)
     text = json.dumps(result, indent=2)
     if args.out:

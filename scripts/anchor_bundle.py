@@ -5,10 +5,11 @@ the input repeated 4x added, DepthToSpace x2: 11,448 MACs per LR pixel, 11.5k pa
 with onnx.helper and random weights. Its outputs mean nothing; its speed is the speed of the real
 thing, which is what the pipeline-overhead and soak measurements need. Needs `onnx` (dev tools).
 
-    python benchmarks/anchor_bundle.py OUT_DIR
+    python scripts/anchor_bundle.py OUT_DIR
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -54,10 +55,17 @@ def make_anchor_bundle(folder, seed: int = 0, width: int = 24) -> Path:
         "output": {"name": "sr", "channels": 1, "dtype": "float32"}, "size_multiple": 1,
         "shapes": {"min": [1, 1, 8, 8], "opt": [1, 1, 270, 480], "max": [1, 1, 1088, 1920]},
         "precisions": {"fp32": {"file": "model.onnx"}}, "default_precision": "fp32",
-        "source": {"note": "benchmarks/anchor_bundle.py: random weights, for speed measurements only"},
+        "source": {"note": "scripts/anchor_bundle.py: random weights, for speed measurements only"},
     })
     return folder
 
 
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", nargs="?", default="/tmp/kdedge-anchor-bundle", help="bundle folder to write")
+    print(make_anchor_bundle(ap.parse_args(argv).out_dir))
+    return 0
+
+
 if __name__ == "__main__":
-    print(make_anchor_bundle(sys.argv[1] if len(sys.argv) > 1 else "/tmp/kdedge-anchor-bundle"))
+    sys.exit(main())

@@ -12,10 +12,10 @@ exported by kdedge's own exporter, this measures at one LR size (default 540x960
 
 Rounds are interleaved (every configuration once per round, then again), median and range reported,
 so the ratios hold even on a busy machine. One configuration is also profiled op by op (ORT's
-profiler), showing where a frame's time goes. Results: benchmarks/results/student_speed.{json,md}.
+profiler), showing where a frame's time goes. Results: benchmarks/experiments/results/student_speed.{json,md}.
 
-    python benchmarks/student_speed.py                          # about 3 minutes
-    python benchmarks/student_speed.py --shapes 16x1 16x4 24x2 --size 270x480
+    python benchmarks/experiments/student_speed.py                          # about 3 minutes
+    python benchmarks/experiments/student_speed.py --shapes 16x1 16x4 24x2 --size 270x480
 """
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from common import RESULTS, load_avg, machine, write_json
+HERE = Path(__file__).resolve().parent  # benchmarks/experiments
+sys.path.insert(0, str(HERE.parent))  # the suite's benchmarks/common.py: machine description, JSON writer
+from common import load_avg, machine, write_json  # noqa: E402
+
+from kdedge.runtime.bench import interleaved_rounds  # noqa: E402
 
 DEFAULT_SHAPES = ("8x2", "16x1", "16x2", "16x4", "24x2", "32x1", "32x2")
 
@@ -118,7 +122,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--block", type=float, default=0.6, help="seconds per timed block")
     ap.add_argument("--profile", default="16x4", help="shape to profile op by op ('' to skip)")
-    ap.add_argument("--out", default=str(RESULTS / "student_speed"))
+    ap.add_argument("--out", default=str(HERE / "results" / "student_speed"))
     args = ap.parse_args(argv)
 
     from kdedge.models import create_model
@@ -150,11 +154,12 @@ def main(argv=None) -> int:
         print("exported and warmed up %s (%d MACs/LR px)" % (shape, macs), flush=True)
 
     t0 = time.time()
-    for r in range(args.rounds):
-        for shape, c in configs.items():
-            for mode, fn in c["runners"].items():
-                c["fps"][mode].append(block(fn, args.block))
-        print("round %d/%d done (%.0f s)" % (r + 1, args.rounds, time.time() - t0), flush=True)
+    jobs = [((shape, mode), lambda fn=fn: block(fn, args.block))
+            for shape, c in configs.items() for mode, fn in c["runners"].items()]
+    fps = interleaved_rounds(jobs, args.rounds, after_round=lambda r: print(
+        "round %d/%d done (%.0f s)" % (r + 1, args.rounds, time.time() - t0), flush=True))
+    for (shape, mode), values in fps.items():
+        configs[shape]["fps"][mode] = values
 
     rows = []
     for shape, c in configs.items():
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
         wd, dp = (int(v) for v in args.profile.split("x"))
         prof = {"shape": args.profile, "ops": profile_ops(export_student(wd, dp, tmp), x)}
 
-    result = {"command": "python benchmarks/student_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result = {"command": "python benchmarks/experiments/student_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "size": [h, w], "rounds": args.rounds, "machine": machine(), "load_average_before": load_before,
               "load_average_after": load_avg(), "date": time.strftime("%Y-%m-%d %H:%M"), "rows": rows, "profile": prof}
     write_json(Path(args.out + ".json"), result)

@@ -1,7 +1,7 @@
 """Ship a trained student inside the package: kdedge/assets/<name>_x2/, the bundle the runtime loads by name.
 
-    python benchmarks/ship_bundle.py runs/distill_imdn60/distilled/last.safetensors --name default
-    python benchmarks/ship_bundle.py runs/fast/distilled/last.safetensors --name fast
+    python scripts/ship_bundle.py runs/distill_imdn60/distilled/last.safetensors --name default
+    python scripts/ship_bundle.py runs/fast/distilled/last.safetensors --name fast
 
 Runs the product's own export (`kdedge export --int8 --u8s8 --fp16`, Set5 and Set14 rows in the
 manifest) into a temporary folder and swaps it in only when the export succeeded, so a failed

@@ -6,11 +6,11 @@ weights, loaded through kdedge.models.loading). Reported: Set5 and Set14 x2 Y-PS
 run's *last* checkpoint (never selected on the test sets), wall time, MACs per LR pixel, and the
 teacher's and bicubic's figures under the same protocol (grey `bridge` as Y).
 
-    nice -n 10 python benchmarks/distill_imdn.py                      # full: 60-minute budget per run
-    nice -n 10 python benchmarks/distill_imdn.py --steps 3000 --parallel
-    python benchmarks/distill_imdn.py --report-only                   # re-evaluate finished runs
+    nice -n 10 python benchmarks/experiments/distill_imdn.py                      # full: 60-minute budget per run
+    nice -n 10 python benchmarks/experiments/distill_imdn.py --steps 3000 --parallel
+    python benchmarks/experiments/distill_imdn.py --report-only                   # re-evaluate finished runs
 
-Writes benchmarks/results/distill_imdn.json and .md.
+Writes benchmarks/experiments/results/distill_imdn.json and .md.
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[1] / "shared"
+HERE = Path(__file__).resolve().parent  # benchmarks/experiments
+REPO = HERE.parents[1]
+SHARED = REPO.parent / "shared"
 
 
 def run_args(args, name: str, distil: bool):
@@ -85,7 +86,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--parallel", action="store_true", help="run both trainings at once (2 cores)")
-    ap.add_argument("--runs", default=str(HERE.parents[0] / "runs" / "distill_imdn"))
+    ap.add_argument("--runs", default=str(REPO / "runs" / "distill_imdn"))
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--no-report", action="store_true", help="train only (the other run of the pair is not ready yet)")
     ap.add_argument("--out", default=str(HERE / "results" / "distill_imdn"))

@@ -5,12 +5,12 @@
    teacher `kdedge distill` uses when given none;
 2. student: `repanchor` 24x2 (fuses into an 11.4k-MAC anchor net), distilled from that teacher on
    T91 + BSD200 plus the teacher's labels on the HR images used as LR inputs (3000 steps). It was the
-   shipped default student until the IMDN-distilled one of `distill_imdn.py` replaced it (shipped by
-   `ship_bundle.py`); `--ship-student` puts it back;
+   shipped default student until the IMDN-distilled one of `benchmarks/experiments/distill_imdn.py`
+   replaced it (shipped by `scripts/ship_bundle.py`); `--ship-student` puts it back;
 3. Set5 / Set14 x2 for both (standard protocol, grey `bridge` as Y).
 
-    nice -n 10 python benchmarks/distill_assets.py                  # both (about 1 h on 2 busy cores)
-    nice -n 10 python benchmarks/distill_assets.py --skip-teacher   # reuse runs/assets/teacher
+    nice -n 10 python scripts/distill_assets.py                  # both (about 1 h on 2 busy cores)
+    nice -n 10 python scripts/distill_assets.py --skip-teacher   # reuse runs/assets/teacher
 
 Writes kdedge/assets/teacher_x2.safetensors (weights + header, no training state), the student to
 runs/assets/student/ (and kdedge/assets/student_x2.safetensors with --ship-student), and
@@ -25,8 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 ASSETS = REPO / "kdedge" / "assets"
 
@@ -94,7 +93,7 @@ def main() -> None:
         c = complexity(load_checkpoint(path).module)
         result[name] = {"psnr_y": evaluate(str(path)), "macs_per_lr_pixel": c["macs_per_lr_pixel"],
                         "params": c["params"], "bytes": path.stat().st_size}
-    out = HERE / "results" / "distill_assets.json"
+    out = REPO / "benchmarks" / "results" / "distill_assets.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
