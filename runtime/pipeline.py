@@ -17,7 +17,7 @@ the model on frame i; end-to-end throughput is then set by the model, not by the
   `tile` LR pixels are processed in overlapping tiles (runtime/processor.py).
 - More than one backend (`workers` > 1; CPU backends: ONNX Runtime CPU, OpenVINO) runs that many SR threads, each with its own session, on
   consecutive frames; the writer puts frames back in capture order. On a 2-core CPU two 1-thread
-  workers beat one 2-thread session by 1.2-1.4x end to end (benchmarks/results/student_speed.md):
+  workers beat one 2-thread session by 1.2-1.4x end to end (benchmarks/experiments/results/student_speed.md):
   one session leaves a core idle while Python and OpenCV do the per-frame colour work. Latency per
   frame grows (each frame gets one core), so 1 stays the default.
 
