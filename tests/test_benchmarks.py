@@ -22,7 +22,7 @@ from kdedge.runtime.bench import calls_per_block, interleaved_rounds, rate, summ
 REPO = Path(__file__).resolve().parents[1]
 SUITE = ("run_all", "quality", "speed", "video", "plots", "report", "peak", "jetson_estimate",
          "openvino_cpu", "openvino_eval")
-EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak")
+EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak", "qat_recipe")
 RELEASE = ("distill_assets", "ship_bundle", "anchor_bundle")
 
 

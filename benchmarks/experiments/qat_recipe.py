@@ -1,0 +1,117 @@
+"""Quantization-aware fine-tuning of a shipped student: recipes compared on validation, the winner tested once.
+
+    python benchmarks/experiments/qat_recipe.py --source kdedge/assets/student_x2.safetensors --name default \
+        --lrs 1e-4 3e-4 --steps 5000 --parallel
+    python benchmarks/experiments/qat_recipe.py --source kdedge/assets/fast_x2 --name fast --lrs 3e-4 1e-3
+
+1. `kdedge qat SOURCE --lr LR` per learning rate (T91 + BSD200, the last 8 images held out for
+   validation; skipped when the run folder already has qat.json);
+2. the recipe with the best fake-quant validation PSNR is chosen (validation split, never a test set);
+3. only that one is exported (`kdedge export --int8 --u8s8 --fp16 --report Set5 --report Set14`), and
+   its Set5 / Set14 rows are written next to those of the bundle shipped before it (post-training
+   INT8), into experiments/results/qat_<name>.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _qat(source: str, run: Path, lr: float, args) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "kdedge", "qat", source, "--out", str(run), "--lr", "%g" % lr,
+           "--steps", str(args.steps), "--eval-interval", str(args.eval_interval), "--threads", "1"]
+    for d in args.data:
+        cmd += ["--data", d]
+    print("$", " ".join(cmd), flush=True)
+    log = open(str(run) + ".log", "w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+
+
+def _rows(manifest: dict) -> dict:
+    """{(set, backend, precision): (psnr_vs_gt, drop_db)} of a manifest's test-set rows."""
+    out = {}
+    for r in manifest["accuracy"]["rows"]:
+        name = Path(str(r.get("dataset", ""))).name
+        if name in ("Set5", "Set14"):
+            out[(name, r.get("backend", "ort-cpu"), r["precision"])] = (r["psnr_vs_gt"], r["drop_db"])
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", required=True, help="checkpoint or bundle folder of the student to fine-tune")
+    ap.add_argument("--name", required=True, choices=("default", "fast"), help="which shipped bundle it replaces")
+    ap.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4], help="weight learning rates to compare")
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--eval-interval", type=int, default=500)
+    ap.add_argument("--data", nargs="+", default=[str(SHARED / "data" / "train" / "T91"), str(SHARED / "data" / "train" / "BSD200")])
+    ap.add_argument("--runs", default="runs/qat", help="parent of the run folders")
+    ap.add_argument("--parallel", action="store_true", help="run the recipes at once (one thread each)")
+    args = ap.parse_args(argv)
+
+    runs = {lr: REPO / args.runs / ("%s_lr%g" % (args.name, lr)) for lr in args.lrs}
+    t0 = time.time()
+    todo = [lr for lr in args.lrs if not (runs[lr] / "qat.json").is_file()]
+    procs = []
+    for lr in todo:
+        runs[lr].parent.mkdir(parents=True, exist_ok=True)
+        procs.append(_qat(args.source, runs[lr], lr, args))
+        if not args.parallel and procs[-1].wait() != 0:
+            raise SystemExit("kdedge qat failed: see %s.log" % runs[lr])
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("a kdedge qat run failed: see the .log files under %s" % (REPO / args.runs))
+    summaries = {lr: json.loads((runs[lr] / "qat.json").read_text()) for lr in args.lrs}
+    best = max(args.lrs, key=lambda lr: summaries[lr]["val_psnr_int8_best"])
+    bundle = runs[best] / "bundle"
+    if not (bundle / "manifest.json").is_file():
+        cmd = [sys.executable, "-m", "kdedge", "export", str(runs[best] / "qat.safetensors"), "--int8", "--u8s8", "--fp16",
+               "--name", "kdedge-%s-x2" % args.name, "--out", str(bundle), "--overwrite",
+               "--report", str(SHARED / "data" / "test" / "Set5"), "--report", str(SHARED / "data" / "test" / "Set14")]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=str(REPO))
+    new = _rows(json.loads((bundle / "manifest.json").read_text()))
+    old = _rows(json.loads((REPO / "kdedge" / "assets" / ("%s_x2" % args.name) / "manifest.json").read_text()))
+    result = {"command": "python benchmarks/experiments/qat_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "source": args.source, "chosen_lr": best, "minutes": round((time.time() - t0) / 60, 1),
+              "validation": {"%g" % lr: {k: s[k] for k in ("val_images", "val_psnr_fp32", "val_psnr_int8_start",
+                                                           "val_psnr_int8_best", "history")} for lr, s in summaries.items()},
+              "test_rows_qat": {"|".join(k): v for k, v in new.items()}, "test_rows_shipped_before": {"|".join(k): v for k, v in old.items()}}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / ("qat_%s.json" % args.name)).write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / ("qat_%s.md" % args.name)).write_text(_markdown(result, args, new, old, summaries, best))
+    print("wrote", RESULTS / ("qat_%s.md" % args.name))
+    return 0
+
+
+def _markdown(result, args, new, old, summaries, best) -> str:
+    s0 = summaries[best]
+    lines = ["# QAT of the %s student (`kdedge qat`)" % args.name, "",
+             "Command: `%s` (%.1f min wall)." % (result["command"], result["minutes"]), "",
+             "## Recipe choice on validation (%d held-out training images: %s)" % (len(s0["val_images"]), ", ".join(s0["val_images"])), "",
+             "Fake-quant PSNR-Y of the all-INT8 simulation (= the exported symmetric Q/DQ graph), standard protocol.", "",
+             "| weight lr | FP32 | INT8 at start (calibrated) | INT8 best | at step | drop at best |", "|---|---|---|---|---|---|"]
+    for lr, s in summaries.items():
+        h = max(s["history"], key=lambda r: r["val_psnr"])
+        lines.append("| %g%s | %.4f | %.4f | %.4f | %d | %.4f |" % (lr, " (chosen)" if lr == best else "", s["val_psnr_fp32"],
+                     s["val_psnr_int8_start"], s["val_psnr_int8_best"], h["step"], s["val_psnr_fp32"] - s["val_psnr_int8_best"]))
+    lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
+              "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped before QAT (post-training INT8,",
+              "float layers chosen by sensitivity).", "",
+              "| set | backend | precision | QAT bundle PSNR | drop | before: PSNR | drop |", "|---|---|---|---|---|---|---|"]
+    for key in sorted(new, key=lambda k: (k[0] != "Set5", k[1], k[2])):
+        o = old.get(key)
+        lines.append("| %s | %s | %s | %.4f | %.4f | %s | %s |" % (key[0], key[1], key[2], new[key][0], new[key][1],
+                     "%.4f" % o[0] if o else "-", "%.4f" % o[1] if o else "-"))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
