@@ -369,6 +369,8 @@ def _export_into(model, source_path, tmp: Path, opts: ExportOptions) -> Dict[str
             "graph_estimated_drop_db": {g: round(p["final_drop"], 4) for g, p in plans.items()},
             "sensitivity": sens_dict,
         }}
+        if qat:  # provenance of the learned ranges: where the fine-tune started and its recipe
+            precisions["int8"]["quantization"]["qat"] = {k: qat.get(k) for k in ("source", "config", "val_psnr_fp32_start", "form")}
         models_for_table["int8"] = int8
         naive = qz.quantize_qdq(fp32, cal.ranges(plans["plain"]["stats"], "minmax"))
         models_for_table["int8_naive_minmax"] = naive

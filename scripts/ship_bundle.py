@@ -41,7 +41,13 @@ def main(argv=None) -> int:
             target.rename(old)
         shutil.move(str(staged), str(target))
         shutil.rmtree(str(old), ignore_errors=True)
-    if args.name == "default":
+    from kdedge.checkpoint import read_header
+
+    if args.name == "default" and "qat" in read_header(args.checkpoint):
+        # a `kdedge qat` fine-tune starts from student_x2.safetensors: that stays the default's training
+        # record (the suite finds the twin by its header); the bundle's manifest names the QAT source
+        print("kept kdedge/assets/student_x2.safetensors: %s is its QAT fine-tune" % args.checkpoint)
+    elif args.name == "default":
         ship(Path(args.checkpoint), ASSETS / "student_x2.safetensors",
              args.note or "kdedge's default x2 Y student (see kdedge/assets/default_x2/manifest.json)")
     print("shipped", target)
