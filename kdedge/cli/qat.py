@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the ground-truth L1 in the loss; the rest is L1 to the FP32 student (default %g)" % d.gt_weight)
     parser.add_argument("--eval-interval", type=int, default=d.eval_interval, help="steps between validations (default %d)" % d.eval_interval)
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default %d)" % d.seed)
+    parser.add_argument("--float-first-conv", action="store_true", default=False,
+                        help="keep the first conv in float (1 input channel, ~1.5%% of the MACs): the network sees the "
+                             "input at 256 levels instead of symmetric INT8's 128")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
 
 
@@ -58,7 +61,8 @@ def run(args) -> int:
 
         torch.set_num_threads(args.threads)
     cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
-                    gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed)
+                    gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
+                    float_first_conv=args.float_first_conv)
     summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout)
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best")}, indent=1))
     print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))
