@@ -53,7 +53,7 @@ def model_input(image: np.ndarray, color: str) -> np.ndarray:
 
 def list_images(folder, what: str = "calibration") -> List[Path]:
     """Image files of a folder; KdedgeError when the folder is missing, not a folder, or holds none."""
-    from kdedge.data.images import IMAGE_EXTENSIONS
+    from kdedge.common import IMAGE_EXTENSIONS
 
     folder = Path(folder)
     if not folder.exists():

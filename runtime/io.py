@@ -24,13 +24,14 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from kdedge.common import IMAGE_EXTENSIONS, parse_size
 from kdedge.errors import KdedgeError, from_os_error
 from kdedge.runtime.doctor import TEGRA_RELEASE  # L4T's release file (doctor reads it; stdlib-only import)
 
 OK, EOS, ERROR = "OK", "EOS", "ERROR"
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "file", "test")
 SINK_SCHEMES = ("display", "file", "null")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTS = IMAGE_EXTENSIONS
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".flv", ".wmv")
 CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 DEFAULT_LATENCY_MS = 10  # jetson-utils videoOptions: latency = 10 (rtspsrc jitter buffer, ms)
@@ -117,12 +118,7 @@ def display_available() -> bool:
 
 
 def _size(value: Optional[str], what: str) -> Optional[Tuple[int, int]]:
-    if not value:
-        return None
-    m = re.match(r"^(\d+)[xX](\d+)$", value)
-    if not m:
-        raise KdedgeError("%s must look like WIDTHxHEIGHT, got %r" % (what, value))
-    return int(m.group(1)), int(m.group(2))
+    return parse_size(value, what) if value else None
 
 
 class VideoOptions:

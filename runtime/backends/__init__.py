@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional
 
+from kdedge.common import PRECISIONS  # the bundle's files, plus bf16 (OpenVINO computes it from the FP32 file)
 from kdedge.errors import KdedgeError
 from kdedge.runtime.backends.base import Backend
 
 BACKENDS = ("auto", "tensorrt", "ort-tensorrt", "ort-cuda", "openvino", "ort-cpu")
 CPU_BACKENDS = ("openvino", "ort-cpu")  # the ones `open_model` and `--workers N` take
-# Runtime precisions: the bundle's files, plus bf16, which OpenVINO computes from the FP32 file.
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8_u8s8")
 
 
 class Choice(NamedTuple):
