@@ -178,16 +178,6 @@ def add_arguments(parser, defaults: Optional[Dict[str, Any]] = None) -> None:
                                 help=help_text)
 
 
-def from_args(args, defaults: Optional[Dict[str, Any]] = None) -> TrainConfig:
-    """TrainConfig from parsed CLI args (flags or YAML values that are None are left at their defaults)."""
-    values = dict(defaults or {})
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    return from_dict(values, source="options")
-
-
 def _field_help() -> Dict[str, str]:
     """Field comments of this file's dataclass, used as --help text (one source of truth)."""
     import inspect
