@@ -1,9 +1,10 @@
 """Reading images the way the protocol needs them: uint8, RGB or single-channel, handled explicitly.
 
 OpenCV reads every format we accept (`kdedge.common.IMAGE_EXTENSIONS`: png, jpg, bmp, tiff, webp,
-ppm/pgm) at its native depth, including 16-bit RGB PNGs that PIL would silently truncate. 16-bit images are rounded to 8 bits (x / 257), alpha is
-dropped (SR datasets are opaque; a translucent image would need a background we cannot guess, so
-we say so in a warning), grayscale stays single-channel (the protocol has two conventions for it).
+ppm/pgm) at its native depth, including 16-bit RGB PNGs that PIL would silently truncate. 16-bit
+images are rounded to 8 bits (x / 257), alpha is dropped (SR datasets are opaque; a translucent
+image would need a background we cannot guess, so we say so in a warning), grayscale stays
+single-channel (the protocol has two conventions for it).
 """
 from __future__ import annotations
 
