@@ -12,16 +12,18 @@ and run the scripts as subprocesses. Results go to `benchmarks/results/` as JSON
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from kdedge.common import atomic_write_bytes, sha256_file
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -69,16 +71,6 @@ class Row:
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
-
-
-def _file_sha(path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first(patterns: List[str]) -> Optional[Path]:
@@ -171,7 +163,7 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
     if not naive and files.get("fp32") and Path(files["fp32"]).is_file():
         # The export keeps its naive INT8 only in its accuracy table; make the same model here from the
         # bundle's FP32 with kdedge.export's own calibration and quantizer (MinMax ranges, every node INT8).
-        naive_row.path = str(CACHE / ("naive-minmax-%s.onnx" % _file_sha(files["fp32"])[:12]))
+        naive_row.path = str(CACHE / ("naive-minmax-%s.onnx" % sha256_file(files["fp32"])[:12]))
         naive_row.status, naive_row.build, naive_row.bundle = "ok", "naive-minmax", str(bundle)
         naive_row.note = ("built by the suite from the bundle's FP32: kdedge.export MinMax ranges on calib_data/, "
                           "every node quantized, symmetric INT8 (export's 'int8_naive_minmax')")
@@ -307,22 +299,8 @@ def find_twin(bundle: Path):
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Atomic JSON write: temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be read by anyone
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Atomic JSON write (kdedge.common.atomic_write_bytes: temp file in the same folder, fsync, rename)."""
+    return atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=False, default=str).encode("utf-8"))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -335,18 +313,9 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 def save_figure(fig, path: Path) -> Path:
     """Save a matplotlib figure atomically (PNG)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def load_avg() -> List[float]:

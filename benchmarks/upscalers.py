@@ -9,13 +9,13 @@ no-teacher twin) are exported once to ONNX with kdedge's own exporter into `benc
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from common import CACHE, SCALE, THREADS, Row
+from kdedge.common import sha256_file
 
 
 class OpenCvFsrcnn:
@@ -74,14 +74,6 @@ def dnn_superres(pb_path: str, scale: int = SCALE):
     return sr
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_torch(row: Row):
     """The SRModel of a torch row (published teacher weights or a kdedge checkpoint)."""
     from kdedge.models.loading import load_model
@@ -130,7 +122,7 @@ def onnx_path(row: Row) -> Optional[str]:
     if row.kind != "torch":
         return None
     CACHE.mkdir(parents=True, exist_ok=True)
-    out = CACHE / ("%s-%s.onnx" % (row.key, _sha256(row.path)[:12]))
+    out = CACHE / ("%s-%s.onnx" % (row.key, sha256_file(row.path)[:12]))
     if not out.is_file():
         import torch
 

@@ -30,7 +30,6 @@ from kdedge.errors import KdedgeError
 METHODS = ("minmax", "percentile", "entropy", "mse")
 DEFAULT_METHOD = "percentile"
 DEFAULT_PERCENTILE = 99.99
-MIN_IMAGES = 8  # fewer than this and one unusual image decides a range: refuse rather than guess
 HIST_BINS = 2048  # per sign: TensorRT's entropy calibrator uses 2048 bins of |x| too
 _LEVELS = 127  # symmetric int8: -127..127 (TensorRT never uses -128)
 
@@ -53,7 +52,7 @@ def model_input(image: np.ndarray, color: str) -> np.ndarray:
 
 def list_images(folder, what: str = "calibration") -> List[Path]:
     """Image files of a folder; KdedgeError when the folder is missing, not a folder, or holds none."""
-    from kdedge.data.images import IMAGE_EXTENSIONS
+    from kdedge.common import IMAGE_EXTENSIONS
 
     folder = Path(folder)
     if not folder.exists():
@@ -97,23 +96,6 @@ def lr_inputs(images: Sequence[np.ndarray], scale: int, color: str, max_side: in
             lr = lr[top: top + max_side, left: left + max_side]
         out.append(model_input(lr, color))
     return out
-
-
-def load_calibration_inputs(folder, scale: int, color: str, min_images: int = MIN_IMAGES,
-                            max_side: int = 0) -> Tuple[List[np.ndarray], List[str]]:
-    """Calibration folder -> (model inputs, file names); clear errors for missing/empty/corrupt/too few."""
-    paths = list_images(folder)
-    images = read_images(paths)
-    small = [p.name for p, im in zip(paths, images) if min(im.shape[:2]) < 8 * scale]
-    if small:
-        raise KdedgeError("calibration images smaller than %d px on a side in %s: %s" % (8 * scale, folder, ", ".join(small)),
-                          fix="remove them or use larger images")
-    if len(images) < min_images:
-        raise KdedgeError(
-            "calibration folder %s has %d image(s); INT8 calibration needs at least %d" % (folder, len(images), min_images),
-            fix="add more photos (a few dozen is good), or omit --calib to use the shipped calib_data/",
-        )
-    return lr_inputs(images, scale, color, max_side), [p.name for p in paths]
 
 
 # ---------------------------------------------------------------------------------------------

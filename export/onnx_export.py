@@ -120,7 +120,7 @@ def set_metadata(proto, metadata: Dict[str, str]) -> None:
 
 def save_model(proto, path) -> Path:
     """Save an ONNX ModelProto with weights inside the file, atomically (temp file + rename)."""
-    from kdedge.runtime.bundle import atomic_write_bytes
+    from kdedge.common import atomic_write_bytes
 
     return atomic_write_bytes(Path(path), proto.SerializeToString())
 

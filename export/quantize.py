@@ -193,9 +193,6 @@ class Sensitivity:
     steps: List[Dict[str, object]] = field(default_factory=list)
     float_fraction: float = 0.0  # share of the network's conv weights (MACs) left in float
 
-    def hurt_most(self, k: int = 5) -> List[Tuple[str, float]]:
-        return sorted(self.per_node_gain.items(), key=lambda kv: -kv[1])[:k]
-
     def to_dict(self) -> Dict[str, object]:
         return {
             "all_quantized_drop_db": round(self.all_quantized_drop, 4),

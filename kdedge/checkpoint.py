@@ -11,18 +11,18 @@ Layout of `run/last.safetensors` (and `best.safetensors`, and the shipped `kdedg
   best_metric, teacher, config, kdedge_version, ...}. `load_checkpoint` reads `arch` + `model_args`
   from it and builds the model with the registry: no pickle, no guessing from tensor shapes.
 
-Writes are atomic (temporary file in the same folder, fsync, `os.replace`): a `kill -9` at any moment
-leaves either the previous file or the new one, never a truncated one.
+Writes are atomic (`kdedge.common.atomic_write_bytes`: temporary file in the same folder, fsync,
+`os.replace`): a `kill -9` at any moment leaves either the previous file or the new one, never a
+truncated one.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 from kdedge import __version__
+from kdedge.common import atomic_write_bytes
 from kdedge.errors import KdedgeError
 
 FORMAT = "kdedge-checkpoint/1"
@@ -64,45 +64,6 @@ def _unflatten(obj: Any, tensors: Dict[str, Any]) -> Any:
             items = [_unflatten(v, tensors) for v in obj["__list__"]]
             return tuple(items) if obj.get("tuple") else items
     return obj
-
-
-# --------------------------------------------------------------------------- atomic write
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers only ever see the old or the complete new file."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(folder))
-    except OSError as exc:
-        raise KdedgeError("cannot write %s: %s" % (path, exc), fix="choose a writable folder (--out)") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp creates the file 0600; give it the mode a plain open() would have.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(f.fileno(), 0o666 & ~umask)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, str(path))
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a failed write() names no file: the error boundary must say which
-        raise
-    try:  # make the rename itself durable (POSIX); not available on every platform
-        dfd = os.open(str(folder), os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 # --------------------------------------------------------------------------- save / load

@@ -174,19 +174,19 @@ def _bench_row(bundle, backend: str, prec: str, fg: str, size: Tuple[int, int], 
 
 
 def format_row(row: Dict[str, Any]) -> str:
-    h, w = row["size_hw"]
+    h, w = row["size_hw"]  # printed WxH, as --size takes it
     ms = row["model_ms"]["median"]
     e2e = "e2e %6.1f FPS (%3.0f%% of model)" % (row["e2e_fps"], 100 * row["e2e_over_model"]) if row["e2e_fps"] else ""
-    return "%-44s %4dx%-4d model %7.2f ms %6.1f FPS   %s" % (row["label"], h, w, ms, row["model_fps"], e2e)
+    return "%-44s %4dx%-4d model %7.2f ms %6.1f FPS   %s" % (row["label"], w, h, ms, row["model_fps"], e2e)
 
 
 def format_report(result: Dict[str, Any]) -> str:
     lines = ["%s (x%d, %s) on %s" % (result["name"], result["scale"], result["color"], result["machine"]["platform"]),
-             "%-44s %-9s %s" % ("backend precision", "LR HxW", "median of %d runs after %d warm-up" % (result["runs"], result["warmup"]))]
+             "%-44s %-9s %s" % ("backend precision", "LR WxH", "median of %d runs after %d warm-up" % (result["runs"], result["warmup"]))]
     lines += [format_row(r) for r in result["rows"]]
     for b in result["bicubic"]:
         h, w = b["size_hw"]
-        lines.append("%-44s %4dx%-4d BGR %6.2f ms, Y plane %6.2f ms" % ("bicubic (OpenCV)", h, w, b["ms"]["bgr"]["median"], b["ms"]["y"]["median"]))
+        lines.append("%-44s %4dx%-4d BGR %6.2f ms, Y plane %6.2f ms" % ("bicubic (OpenCV)", w, h, b["ms"]["bgr"]["median"], b["ms"]["y"]["median"]))
     return "\n".join(lines)
 
 

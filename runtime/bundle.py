@@ -10,14 +10,13 @@ Stdlib only: this is imported by the Jetson runtime on Python 3.8.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from kdedge.common import FILE_PRECISIONS, atomic_write_bytes, sha256_file
 from kdedge.errors import KdedgeError
 
 FORMAT = "kdedge-bundle"
@@ -25,7 +24,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ENGINES_DIR = "engines"
 COLORS = ("y", "rgb")
-PRECISIONS = ("fp32", "fp16", "int8", "int8_u8s8")
+PRECISIONS = FILE_PRECISIONS
 # The whole-frame graphs' tensors (export/frame_graph.py): (1, H, W, 3) uint8 BGR in, (1, sH, sW, 3) out.
 FRAME_INPUT = "frame"
 FRAME_OUTPUT = "frame_sr"
@@ -35,18 +34,6 @@ _REQUIRED = (
     "format", "format_version", "name", "scale", "color", "value_range", "layout",
     "input", "output", "shapes", "precisions", "default_precision",
 )
-
-
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (ONNX files can be larger than is pleasant to hold twice)."""
-    h = hashlib.sha256()
-    with open(str(path), "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fail(where: str, field: str, problem: str, fix: Optional[str] = None) -> KdedgeError:
@@ -291,25 +278,3 @@ def write_manifest(folder, manifest: Dict[str, Any]) -> Path:
     validate_manifest(manifest, where)
     text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
     return atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write `data` to a temp file beside `path`, fsync, then rename over it: no half-written file."""
-    path = Path(path)
-    # mkstemp creates 0600 files; a replaced file keeps its mode, a new one gets the usual 0644
-    mode = (path.stat().st_mode & 0o777) if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, str(path))
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a failed write() names no file: the error boundary must say which
-        raise
-    return path

@@ -6,13 +6,13 @@ with status one of OK, EOS (a clean end), ERROR (a failure: `source.error` says 
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
 
+from kdedge.common import parse_size
 from kdedge.errors import KdedgeError
 from kdedge.runtime.gst import (choose_v4l2_mode, csi_pipeline, input_codec, is_jetson, list_v4l2_modes, rtsp_pipeline,
                                 v4l2_capture_settings, v4l2_pipeline)
@@ -23,12 +23,7 @@ OK, EOS, ERROR = "OK", "EOS", "ERROR"
 
 
 def _size(value: Optional[str], what: str) -> Optional[Tuple[int, int]]:
-    if not value:
-        return None
-    m = re.match(r"^(\d+)[xX](\d+)$", value)
-    if not m:
-        raise KdedgeError("%s must look like WIDTHxHEIGHT, got %r" % (what, value))
-    return int(m.group(1)), int(m.group(2))
+    return parse_size(value, what) if value else None
 
 
 

@@ -34,8 +34,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from kdedge.common import atomic_write_bytes
 from kdedge.errors import KdedgeError
-from kdedge.runtime.bundle import Bundle, atomic_write_bytes, load_bundle
+from kdedge.runtime.bundle import Bundle, load_bundle
 
 DEFAULT_WORKSPACE_MB = 1024
 

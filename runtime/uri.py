@@ -16,11 +16,12 @@ import os
 import re
 from typing import Dict, Optional
 
+from kdedge.common import IMAGE_EXTENSIONS
 from kdedge.errors import KdedgeError
 
 SOURCE_SCHEMES = ("csi", "v4l2", "rtsp", "file", "test")
 SINK_SCHEMES = ("display", "file", "null")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTS = IMAGE_EXTENSIONS
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg", ".h264", ".ts", ".flv", ".wmv")
 DEFAULT_LATENCY_MS = 10  # jetson-utils videoOptions: latency = 10 (rtspsrc jitter buffer, ms)
 # --input-codec values. Streams (rtsp): the codec of the RTP payload. USB cameras: the format asked

@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
+    from kdedge.common import FILE_PRECISIONS
     from kdedge.evaluate import evaluate, onnx_upscaler
     from kdedge.export import calibrate as cal
     from kdedge.export.api import _split
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         naive = Path(tmp) / "naive.onnx"
         save_model(quantize_qdq(fp32, cal.ranges(cal.collect_statistics(fp32, inputs), "minmax")), naive)
-        models = {p: bundle.model_path(p) for p in ("fp32", "fp16", "int8", "int8_u8s8") if p in bundle.precisions}
+        models = {p: bundle.model_path(p) for p in FILE_PRECISIONS if p in bundle.precisions}
         models["int8_naive_minmax"] = naive
         results = {}
         for ds in args.sets.split(","):

@@ -64,22 +64,19 @@ def _write_images(folder, n, size=64, seed=0):
 
 
 def test_bad_calibration_folders(tmp_path):
-    from kdedge.export.calibrate import load_calibration_inputs
+    from kdedge.export.calibrate import list_images, lr_inputs, read_images
 
     with pytest.raises(KdedgeError, match="does not exist"):
-        load_calibration_inputs(tmp_path / "nope", 2, "y")
+        list_images(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     with pytest.raises(KdedgeError, match="holds no images"):
-        load_calibration_inputs(tmp_path / "empty", 2, "y")
-    few = _write_images(tmp_path / "few", 3)
-    with pytest.raises(KdedgeError, match="has 3 image"):
-        load_calibration_inputs(few, 2, "y")
+        list_images(tmp_path / "empty")
     corrupt = _write_images(tmp_path / "corrupt", 9)
     (corrupt / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     with pytest.raises(KdedgeError, match="broken.png"):
-        load_calibration_inputs(corrupt, 2, "y")
-    inputs, names = load_calibration_inputs(_write_images(tmp_path / "ok", 8), 2, "y")
+        read_images(list_images(corrupt))
+    images = read_images(list_images(_write_images(tmp_path / "ok", 8)))
+    inputs = lr_inputs(images, 2, "y")
     assert len(inputs) == 8 and inputs[0].shape == (1, 1, 32, 32) and inputs[0].dtype == np.float32
-    rgb, _ = load_calibration_inputs(tmp_path / "ok", 2, "rgb")
-    assert rgb[0].shape == (1, 3, 32, 32)
+    assert lr_inputs(images, 2, "rgb")[0].shape == (1, 3, 32, 32)

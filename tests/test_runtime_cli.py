@@ -42,7 +42,7 @@ def test_upscale_image_and_folder(bundle, tmp_path, capsys):
 
 def test_bench_json(bundle, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", str(bundle), "--backend", "ort-cpu", "--size", "16x24", "--size", "24x40",
+    assert main(["bench", str(bundle), "--backend", "ort-cpu", "--size", "24x16", "--size", "40x24",  # WxH
                  "--runs", "3", "--warmup", "1", "--threads", "1", "--json", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert json.loads(out.read_text()) == result

@@ -26,6 +26,7 @@ def test_output_shape_and_range(name, scale, color):
 
 def test_registered():
     assert set(STUDENTS) <= set(list_models())
+    assert STUDENTS == ("espcn", "anchor", "repanchor")  # read back from the registry: teachers are not students
 
 
 @pytest.mark.parametrize("color", ["y", "rgb"])

@@ -2,20 +2,20 @@
 
 Model-only times the backend on a (1, C, H, W) input; end-to-end runs the real pipeline (colour
 split, SR, colour merge, threads) from an unpaced test pattern into a null sink. Bicubic is timed
-beside them. Sizes are LR luma H x W (default 270x480 and 540x960). Median and spread (p10/p90) of
+beside them. --size is the LR frame's width x height, as video sizes are written (default 480x270
+and 960x540); the JSON rows give it as size_hw, [height, width]. Median and spread (p10/p90) of
 --runs repeats after --warmup runs; --rounds alternates model-only and end-to-end runs.
 
 examples:
   kdedge bench kdedge/assets/default_x2
-  kdedge bench bundle/ --backend ort-cpu --precision int8_u8s8 --size 270x480 --json > bench.json
+  kdedge bench bundle/ --backend ort-cpu --precision int8_u8s8 --size 480x270 --json > bench.json
   kdedge bench bundle/ --rounds 3 --threads 2 --json --out results/bench.json
-  kdedge bench default --backend openvino --precision int8 --size 540x960 --workers 2 --frame-graph both
+  kdedge bench default --backend openvino --precision int8 --size 960x540 --workers 2 --frame-graph both
 """
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 
 from kdedge.camera import add_engine_arguments, check_engine_arguments
@@ -26,8 +26,8 @@ from kdedge.errors import KdedgeError, UsageError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", nargs="?", default=None, help="bundle folder, or a shipped bundle's name (default, fast)")
     add_engine_arguments(parser, bench=True)
-    parser.add_argument("--size", action="append", default=None, metavar="HxW",
-                        help="LR luma size, repeatable (default: 270x480 and 540x960)")
+    parser.add_argument("--size", action="append", default=None, metavar="WxH",
+                        help="LR frame size, width first, repeatable (default: 480x270 and 960x540)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs first")
     parser.add_argument("--rounds", type=int, default=1, help="alternate model-only and end-to-end this many times")
@@ -38,18 +38,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sizes(values):
+    """--size WxH values as the (H, W) pairs `bench()` takes (array order, as its JSON's size_hw)."""
+    from kdedge.common import parse_size
+
     sizes = []
     for v in values:
-        m = re.match(r"^(\d+)[xX](\d+)$", v)
-        if not m or not (0 < int(m.group(1)) <= 8192 and 0 < int(m.group(2)) <= 8192):
-            raise UsageError("--size must be HxW with both between 1 and 8192 (e.g. 270x480), got %r" % v)
-        sizes.append((int(m.group(1)), int(m.group(2))))
+        try:
+            w, h = parse_size(v, "--size", max_side=8192)
+        except KdedgeError as exc:
+            raise UsageError(exc.message) from exc  # a bad option value: exit status 2
+        sizes.append((h, w))
     return sizes
 
 
 def run(args: argparse.Namespace) -> int:
     from kdedge.runtime.bench import DEFAULT_SIZES, bench, format_report
-    from kdedge.runtime.bundle import atomic_write_bytes
+    from kdedge.common import atomic_write_bytes
 
     if not args.bundle:
         raise KdedgeError("no bundle given", fix="kdedge bench BUNDLE_DIR")

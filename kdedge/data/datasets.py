@@ -12,7 +12,8 @@ from typing import List, Union
 
 import numpy as np
 
-from kdedge.data.images import IMAGE_EXTENSIONS, read_image
+from kdedge.common import IMAGE_EXTENSIONS
+from kdedge.data.images import read_image
 from kdedge.errors import KdedgeError
 
 

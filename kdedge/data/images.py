@@ -1,9 +1,10 @@
 """Reading images the way the protocol needs them: uint8, RGB or single-channel, handled explicitly.
 
-OpenCV reads every format we accept (png, jpg, bmp, tiff) at its native depth, including 16-bit
-RGB PNGs that PIL would silently truncate. 16-bit images are rounded to 8 bits (x / 257), alpha is
-dropped (SR datasets are opaque; a translucent image would need a background we cannot guess, so
-we say so in a warning), grayscale stays single-channel (the protocol has two conventions for it).
+OpenCV reads every format we accept (`kdedge.common.IMAGE_EXTENSIONS`: png, jpg, bmp, tiff, webp,
+ppm/pgm) at its native depth, including 16-bit RGB PNGs that PIL would silently truncate. 16-bit
+images are rounded to 8 bits (x / 257), alpha is dropped (SR datasets are opaque; a translucent
+image would need a background we cannot guess, so we say so in a warning), grayscale stays
+single-channel (the protocol has two conventions for it).
 """
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ from typing import Union
 
 import numpy as np
 
+from kdedge.common import atomic_write_bytes
 from kdedge.errors import KdedgeError
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def read_image(path: Union[str, Path]) -> np.ndarray:
@@ -50,12 +50,8 @@ def write_image(path: Union[str, Path], img: np.ndarray) -> None:
     import cv2
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = img[:, :, ::-1] if img.ndim == 3 else img
     ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(data))
     if not ok:
         raise KdedgeError("could not encode %s" % path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())

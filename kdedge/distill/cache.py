@@ -132,7 +132,7 @@ class TeacherCache:
             return None
 
     def _write(self, key: str, value: np.ndarray) -> None:
-        from kdedge.checkpoint import atomic_write_bytes
+        from kdedge.common import atomic_write_bytes
 
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)

@@ -8,10 +8,10 @@ folder and into every checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from kdedge.common import parse_size
 from kdedge.errors import KdedgeError
 
 
@@ -143,8 +143,8 @@ def validate(cfg: TrainConfig) -> None:
         raise KdedgeError("footage_stride must be >= 1 (got %r)" % cfg.footage_stride)
     if not 0.0 <= cfg.footage_holdout < 1.0:
         raise KdedgeError("footage_holdout must be in [0, 1) (got %r)" % cfg.footage_holdout)
-    if cfg.footage_size and not re.fullmatch(r"\d+x\d+", cfg.footage_size):
-        raise KdedgeError("footage_size must look like 640x360 (got %r)" % cfg.footage_size)
+    if cfg.footage_size:
+        parse_size(cfg.footage_size, "footage_size")  # raises unless WxH
     if cfg.feat_weight and not cfg.feat_pairs:
         raise KdedgeError("feat_weight > 0 needs feat_pairs (student_layer=teacher_layer,...)")
     if cfg.gt_weight <= 0 and cfg.kd_weight <= 0:
@@ -176,16 +176,6 @@ def add_arguments(parser, defaults: Optional[Dict[str, Any]] = None) -> None:
             kind = int if f.name in ("width", "depth") else type(default)
             parser.add_argument(flag, dest=f.name, default=None, type=kind, choices=CHOICES.get(f.name),
                                 help=help_text)
-
-
-def from_args(args, defaults: Optional[Dict[str, Any]] = None) -> TrainConfig:
-    """TrainConfig from parsed CLI args (flags or YAML values that are None are left at their defaults)."""
-    values = dict(defaults or {})
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    return from_dict(values, source="options")
 
 
 def _field_help() -> Dict[str, str]:

@@ -26,6 +26,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from kdedge.common import parse_size
 from kdedge.errors import KdedgeError
 
 
@@ -138,8 +139,7 @@ def footage_options(cfg) -> FootageOptions:
     """FootageOptions from a TrainConfig's footage_* fields."""
     size = None
     if cfg.footage_size:
-        w, h = (int(v) for v in cfg.footage_size.lower().split("x"))
-        size = (w, h)
+        size = parse_size(cfg.footage_size, "footage_size")
     return FootageOptions(stride=cfg.footage_stride, size=size, holdout=cfg.footage_holdout)
 
 

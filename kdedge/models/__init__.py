@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 from kdedge.errors import KdedgeError
 
 _REGISTRY: Dict[str, Callable] = {}
-# Modules whose import registers model families. Each helper adds its family here.
+# Modules whose import registers model families (they import torch, hence imported on first use).
 _FAMILY_MODULES = [
     "kdedge.models.imdn",
     "kdedge.models.rlfn",
@@ -37,18 +37,19 @@ def _import_families() -> None:
     global _imported
     if _imported:
         return
-    _imported = True
     for module in _FAMILY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a family not written yet must not break the others
-            if exc.name != module:
-                raise
+        importlib.import_module(module)  # a family that fails to import is an error, not a missing name
+    _imported = True
 
 
 def list_models(pattern: str = "*") -> List[str]:
     _import_families()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def registered_by(module: str) -> Tuple[str, ...]:
+    """Names registered so far by `module`, in registration order (how a family lists its own models)."""
+    return tuple(n for n, fn in _REGISTRY.items() if fn.__module__ == module)
 
 
 def is_model(name: str) -> bool:

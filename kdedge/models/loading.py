@@ -72,9 +72,9 @@ def build_sr_model(arch: str, args: Dict[str, Any], state_dict: Optional[Dict[st
 
 
 def _provenance(path: str, zoo_name: Optional[str] = None) -> Dict[str, Any]:
-    from kdedge.models.weights import file_sha256
+    from kdedge.common import sha256_file
 
-    meta = {"weights": os.path.abspath(path), "sha256": file_sha256(path)}
+    meta = {"weights": os.path.abspath(path), "sha256": sha256_file(path)}
     if zoo_name:
         meta["zoo"] = zoo_name
     return meta

@@ -20,13 +20,13 @@ figure: a re-parameterisable module is measured on a fused copy).
 from __future__ import annotations
 
 import copy
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kdedge.models import register_model
+from kdedge.models import register_model, registered_by
 
 COLORS = ("y", "rgb")
 SCALES = (2, 3, 4)
@@ -232,7 +232,7 @@ def repanchor(scale: int = 2, color: str = "y", width: int = 24, depth: int = 2,
 BRANCH_SETS = {"fast": EdgeBlock.FAST_BRANCHES, "ecb": EdgeBlock.ECB_BRANCHES, "all": EdgeBlock.ALL_BRANCHES}
 
 
-STUDENTS = ("espcn", "anchor", "repanchor")
+STUDENTS = registered_by(__name__)  # ("espcn", "anchor", "repanchor"): read back, never a hand-kept copy
 
 
 def deploy_copy(module: nn.Module) -> nn.Module:
@@ -271,14 +271,3 @@ def complexity(module: nn.Module, deploy: bool = True, in_channels: int = None) 
         "train_params": train_params,
         "macs_per_lr_pixel": macs[0] / (side * side),
     }
-
-
-def summary_table(scale: int = 2, color: str = "y") -> Tuple[Tuple[str, int, float], ...]:
-    """(name, params, MACs per LR pixel) of every registered student at its defaults."""
-    from kdedge.models import create_model
-
-    rows = []
-    for name in STUDENTS:
-        c = complexity(create_model(name, scale=scale, color=color))
-        rows.append((name, c["params"], c["macs_per_lr_pixel"]))
-    return tuple(rows)

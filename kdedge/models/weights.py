@@ -13,7 +13,6 @@ spandrel's `canonicalize_state_dict` does, so architecture detection sees one fo
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any, Dict, Optional, Tuple
 
@@ -29,15 +28,6 @@ STRIP_PREFIXES = ("module.", "_orig_mod.", "netG.")
 
 _TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl")
 _SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
-
-
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (weights can be hundreds of MB)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _file_kind(path: str) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from kdedge.common import sha256_file
 from kdedge.errors import KdedgeError
 
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
@@ -129,15 +130,9 @@ def _offline() -> bool:
     return os.environ.get("KDEDGE_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def _sha256(path: Path) -> str:
-    from kdedge.models.weights import file_sha256
-
-    return file_sha256(str(path))
-
-
 def verify_file(path: Path, sha256: str) -> None:
     """Raise KdedgeError naming the file and both hashes unless `path` has this sha256."""
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != sha256:
         raise KdedgeError(
             "checksum mismatch for %s: expected sha256 %s, got %s" % (path, sha256, actual),
@@ -240,5 +235,5 @@ def status(entry: ZooEntry) -> Tuple[str, Optional[Path]]:
     for folder in _zoo_dirs() + [cache_dir()]:
         candidate = folder / entry.filename
         if candidate.is_file():
-            return ("ok" if _sha256(candidate) == entry.sha256 else "mismatch"), candidate
+            return ("ok" if sha256_file(candidate) == entry.sha256 else "mismatch"), candidate
     return "missing", None

@@ -6,8 +6,9 @@ on the CPU), `tensorrt`, `ort-tensorrt`, `ort-cuda`, `openvino`, `ort-cpu`.
 
 Precision `auto` is decided per backend by measurement (`choose_precision` says why in
 `Choice.reason`, which the CLIs print): INT8 on TensorRT; on OpenVINO bf16 where the CPU computes
-it natively, else INT8; FP32 on ONNX Runtime's CPU provider, whose Q/DQ INT8 kernels are slower
-than FP32 for convolutions this small.
+it natively, else INT8 (the U8S8 file when the bundle has one); FP32 on ONNX Runtime's CPU
+provider, whose Q/DQ INT8 kernels are slower than FP32 for convolutions this small; the bundle's
+default precision elsewhere (ONNX Runtime with CUDA or TensorRT).
 
 `open_model(path)` runs a bare ONNX file (no bundle) on the ONNX Runtime CPU or OpenVINO backend:
 evaluation, the export accuracy gate and calibration use it, so what they measure is the code that ships.
@@ -16,13 +17,12 @@ from __future__ import annotations
 
 from typing import List, NamedTuple, Optional
 
+from kdedge.common import PRECISIONS  # the bundle's files, plus bf16 (OpenVINO computes it from the FP32 file)
 from kdedge.errors import KdedgeError
 from kdedge.runtime.backends.base import Backend
 
 BACKENDS = ("auto", "tensorrt", "ort-tensorrt", "ort-cuda", "openvino", "ort-cpu")
 CPU_BACKENDS = ("openvino", "ort-cpu")  # the ones `open_model` and `--workers N` take
-# Runtime precisions: the bundle's files, plus bf16, which OpenVINO computes from the FP32 file.
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "int8_u8s8")
 
 
 class Choice(NamedTuple):

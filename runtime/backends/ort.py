@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from kdedge.common import FILE_PRECISIONS
 from kdedge.errors import KdedgeError
 from kdedge.runtime.backends.base import Backend, InputMetadata
 
@@ -36,7 +37,7 @@ def tensorrt_provider_options(precision: Optional[str], model_path: str, cache_d
     name = os.path.basename(model_path)
     if precision in (None, "", "auto"):
         precision = "int8" if "int8" in name else ("fp16" if "fp16" in name else "fp32")
-    if precision not in ("fp32", "fp16", "int8", "int8_u8s8"):
+    if precision not in FILE_PRECISIONS:
         raise KdedgeError("no TensorRT provider settings for precision %r" % precision, fix="choose fp32, fp16 or int8")
     return {
         "trt_engine_cache_enable": True,

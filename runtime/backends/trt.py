@@ -16,8 +16,8 @@ Input shapes outside the engine's optimisation profile are refused by `set_input
 is checked, and `input_limits()` gives the pipeline the profile so it tiles frames to fit.
 
 Engines: `load_or_build_engine(bundle, precision)` asks `kdedge.runtime.trt_build.build_engine`
-(written by the export stage) for the engine cached under
-`bundle/engines/model.<precision>.<device>.trt<major.minor>.engine`, built on first use.
+for the engine cached under `bundle/engines/model.<precision>.<device>.trt<major.minor>.engine`,
+built on this device on first use.
 """
 from __future__ import annotations
 
@@ -59,25 +59,13 @@ def tensorrt_available() -> bool:
 def load_or_build_engine(bundle, precision: str) -> Path:
     """The engine file for (bundle, precision) on this device and TensorRT version.
 
-    The builder (`kdedge.runtime.trt_build.build_engine`, from the export stage) owns the cache
-    naming (`Bundle.engine_path` with its device slug and TensorRT major.minor) and returns the
-    cached engine when it exists, so it is always asked first. Without the builder, an engine
-    already cached for this precision and TensorRT version is used.
+    The builder (`kdedge.runtime.trt_build.build_engine`) owns the cache naming (`Bundle.engine_path`
+    with its device slug and TensorRT major.minor) and returns the cached engine when it exists, so it
+    is always asked first.
     """
-    trt, _ = import_tensorrt()
-    try:
-        from kdedge.runtime.trt_build import build_engine
-    except ImportError as exc:
-        major_minor = ".".join(trt.__version__.split(".")[:2])
-        found = sorted(bundle.engines_dir.glob("model.%s.*.trt%s.engine" % (precision, major_minor)))
-        if len(found) == 1:
-            return found[0]
-        raise KdedgeError(
-            "the TensorRT engine builder (kdedge.runtime.trt_build) cannot be imported (%s) and %s holds %s "
-            "engine for %s / TensorRT %s" % (exc, bundle.engines_dir, "no" if not found else "more than one",
-                                              precision, major_minor),
-            fix="build the engine on this device with `kdedge export ... --engine`, or use --backend ort-cuda",
-        ) from exc
+    import_tensorrt()  # a KdedgeError naming what to install, before the builder's first TensorRT call
+    from kdedge.runtime.trt_build import build_engine
+
     built = Path(build_engine(bundle, precision))
     if not built.is_file():
         raise KdedgeError("the TensorRT builder returned %s, which does not exist" % built)
