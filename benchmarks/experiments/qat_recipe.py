@@ -1,10 +1,10 @@
 """Quantization-aware fine-tuning of a shipped student: recipes compared on validation, the winner tested once.
 
     python benchmarks/experiments/qat_recipe.py --source kdedge/assets/student_x2.safetensors --name default \
-        --lrs 1e-4 3e-4 --steps 5000 --parallel
+        --lrs 1e-4 3e-4 --float-first-conv both --steps 5000 --parallel
     python benchmarks/experiments/qat_recipe.py --source kdedge/assets/fast_x2 --name fast --lrs 3e-4 1e-3
 
-1. `kdedge qat SOURCE --lr LR` per learning rate (T91 + BSD200, the last 8 images held out for
+1. `kdedge qat SOURCE --lr LR [--float-first-conv]` per recipe (T91 + BSD200, the last 8 images held out for
    validation; skipped when the run folder already has qat.json);
 2. the recipe with the best fake-quant validation PSNR is chosen (validation split, never a test set);
 3. only that one is exported (`kdedge export --int8 --u8s8 --fp16 --report Set5 --report Set14`), and
@@ -25,9 +25,12 @@ SHARED = REPO.parent / "shared"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _qat(source: str, run: Path, lr: float, args) -> subprocess.Popen:
+def _qat(source: str, run: Path, recipe, args) -> subprocess.Popen:
+    lr, ffc = recipe
     cmd = [sys.executable, "-m", "kdedge", "qat", source, "--out", str(run), "--lr", "%g" % lr,
            "--steps", str(args.steps), "--eval-interval", str(args.eval_interval), "--threads", "1"]
+    if ffc:
+        cmd.append("--float-first-conv")
     for d in args.data:
         cmd += ["--data", d]
     print("$", " ".join(cmd), flush=True)
@@ -53,23 +56,26 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--eval-interval", type=int, default=500)
     ap.add_argument("--data", nargs="+", default=[str(SHARED / "data" / "train" / "T91"), str(SHARED / "data" / "train" / "BSD200")])
+    ap.add_argument("--float-first-conv", choices=("off", "on", "both"), default="off",
+                    help="recipes with the first conv in float (kdedge qat --float-first-conv), without, or both")
     ap.add_argument("--runs", default="runs/qat", help="parent of the run folders")
     ap.add_argument("--parallel", action="store_true", help="run the recipes at once (one thread each)")
     args = ap.parse_args(argv)
 
-    runs = {lr: REPO / args.runs / ("%s_lr%g" % (args.name, lr)) for lr in args.lrs}
+    ffcs = {"off": [False], "on": [True], "both": [False, True]}[args.float_first_conv]
+    recipes = [(lr, ffc) for ffc in ffcs for lr in args.lrs]
+    runs = {r: REPO / args.runs / ("%s_lr%g%s" % (args.name, r[0], "_ffc" if r[1] else "")) for r in recipes}
     t0 = time.time()
-    todo = [lr for lr in args.lrs if not (runs[lr] / "qat.json").is_file()]
     procs = []
-    for lr in todo:
-        runs[lr].parent.mkdir(parents=True, exist_ok=True)
-        procs.append(_qat(args.source, runs[lr], lr, args))
+    for r in [r for r in recipes if not (runs[r] / "qat.json").is_file()]:
+        runs[r].parent.mkdir(parents=True, exist_ok=True)
+        procs.append(_qat(args.source, runs[r], r, args))
         if not args.parallel and procs[-1].wait() != 0:
-            raise SystemExit("kdedge qat failed: see %s.log" % runs[lr])
+            raise SystemExit("kdedge qat failed: see %s.log" % runs[r])
     if any(p.wait() != 0 for p in procs):
         raise SystemExit("a kdedge qat run failed: see the .log files under %s" % (REPO / args.runs))
-    summaries = {lr: json.loads((runs[lr] / "qat.json").read_text()) for lr in args.lrs}
-    best = max(args.lrs, key=lambda lr: summaries[lr]["val_psnr_int8_best"])
+    summaries = {r: json.loads((runs[r] / "qat.json").read_text()) for r in recipes}
+    best = max(recipes, key=lambda r: summaries[r]["val_psnr_int8_best"])
     bundle = runs[best] / "bundle"
     if not (bundle / "manifest.json").is_file():
         cmd = [sys.executable, "-m", "kdedge", "export", str(runs[best] / "qat.safetensors"), "--int8", "--u8s8", "--fp16",
@@ -80,9 +86,10 @@ def main(argv=None) -> int:
     new = _rows(json.loads((bundle / "manifest.json").read_text()))
     old = _rows(json.loads((REPO / "kdedge" / "assets" / ("%s_x2" % args.name) / "manifest.json").read_text()))
     result = {"command": "python benchmarks/experiments/qat_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "source": args.source, "chosen_lr": best, "minutes": round((time.time() - t0) / 60, 1),
-              "validation": {"%g" % lr: {k: s[k] for k in ("val_images", "val_psnr_fp32", "val_psnr_int8_start",
-                                                           "val_psnr_int8_best", "history")} for lr, s in summaries.items()},
+              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1]},
+              "minutes": round((time.time() - t0) / 60, 1),
+              "validation": {runs[r].name: {k: s[k] for k in ("val_images", "val_psnr_fp32", "val_psnr_int8_start",
+                                                              "val_psnr_int8_best", "history")} for r, s in summaries.items()},
               "test_rows_qat": {"|".join(k): v for k, v in new.items()}, "test_rows_shipped_before": {"|".join(k): v for k, v in old.items()}}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / ("qat_%s.json" % args.name)).write_text(json.dumps(result, indent=1) + "\n")
@@ -97,10 +104,12 @@ def _markdown(result, args, new, old, summaries, best) -> str:
              "Command: `%s` (%.1f min wall)." % (result["command"], result["minutes"]), "",
              "## Recipe choice on validation (%d held-out training images: %s)" % (len(s0["val_images"]), ", ".join(s0["val_images"])), "",
              "Fake-quant PSNR-Y of the all-INT8 simulation (= the exported symmetric Q/DQ graph), standard protocol.", "",
-             "| weight lr | FP32 | INT8 at start (calibrated) | INT8 best | at step | drop at best |", "|---|---|---|---|---|---|"]
-    for lr, s in summaries.items():
-        h = max(s["history"], key=lambda r: r["val_psnr"])
-        lines.append("| %g%s | %.4f | %.4f | %.4f | %d | %.4f |" % (lr, " (chosen)" if lr == best else "", s["val_psnr_fp32"],
+             "| weight lr | first conv | FP32 | INT8 at start (calibrated) | INT8 best | at step | drop at best |",
+             "|---|---|---|---|---|---|---|"]
+    for r, s in summaries.items():
+        h = max(s["history"], key=lambda row: row["val_psnr"])
+        lines.append("| %g%s | %s | %.4f | %.4f | %.4f | %d | %.4f |" % (r[0], " (chosen)" if r == best else "",
+                     "float" if r[1] else "INT8", s["val_psnr_fp32"],
                      s["val_psnr_int8_start"], s["val_psnr_int8_best"], h["step"], s["val_psnr_fp32"] - s["val_psnr_int8_best"]))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
               "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped before QAT (post-training INT8,",
