@@ -333,7 +333,7 @@ def test_stale_export_leftovers_are_cleaned(tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     import tempfile
 
-    from kdedge.export import api
+    from kdedge.export import staging
 
     scratch = tmp_path / "sys_tmp"
     scratch.mkdir()
@@ -358,7 +358,7 @@ def test_stale_export_leftovers_are_cleaned(tmp_path, monkeypatch):
     moved = tmp_path / (".b.old-%d" % dead.pid)  # a killed --overwrite had moved the old bundle aside
     moved.mkdir()
     (moved / "manifest.json").write_text("{}")
-    removed = api.clean_stale(tmp_path, "b", log=lambda m: None)
+    removed = staging.clean_stale(tmp_path, "b", log=lambda m: None)
     gone = {k for k, p in made.items() if not p.exists()}
     assert gone == {"dead_sibling", "old_format_old", "dead_work"}
     assert sorted(removed) == sorted(str(made[k]) for k in gone)
