@@ -170,7 +170,7 @@ TORCH_CASES = [
 
 
 def _fill(argv, files, ro, tmp):
-    from kdedge.distill.trainer import ASSETS
+    from kdedge.distill.inputs import ASSETS
 
     names = {"bundle": files / "bundle", "ro": ro, "tmp": tmp, "student": ASSETS / "student_x2.safetensors"}
     out = []
@@ -205,7 +205,7 @@ def test_bad_input(argv, status, needle, files, ro, tmp_path, capsys):
 @pytest.mark.parametrize("argv,status,needle", [c[1:] for c in TORCH_CASES], ids=[c[0] for c in TORCH_CASES])
 def test_bad_input_torch(argv, status, needle, files, ro, tmp_path, capsys):
     pytest.importorskip("torch")
-    from kdedge.distill.trainer import ASSETS
+    from kdedge.distill.inputs import ASSETS
 
     run = tmp_path / "run"
     run.mkdir()
@@ -317,7 +317,7 @@ def test_disk_full_distill_checkpoint(full, tmp_path, capsys):
 
 def test_disk_full_export(full, capsys):
     pytest.importorskip("torch")
-    from kdedge.distill.trainer import ASSETS
+    from kdedge.distill.inputs import ASSETS
 
     rc, out, err = _run(["export", str(ASSETS / "student_x2.safetensors"), "--no-fp16", "--out", str(full / "b")], capsys)
     if rc == 0:
