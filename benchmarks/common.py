@@ -87,7 +87,7 @@ def _bundle_precisions(bundle: Path) -> Dict[str, str]:
         from kdedge.runtime.bundle import load_bundle
 
         b = load_bundle(bundle)
-        return {k: str(Path(bundle) / v["file"]) for k, v in b.manifest["precisions"].items()}
+        return {k: str(Path(bundle) / v["file"]) for k, v in b.precisions.items()}
     except Exception:  # no bundle yet, or a bundle this checkout cannot read: rows say so
         return {}
 

@@ -89,7 +89,7 @@ def build_naive_int8(fp32_path: str, out: Path, scale: int = SCALE, color: str =
     kdedge.export's calibrate + quantize steps, i.e. the model behind export's 'int8_naive_minmax' row."""
     from kdedge.export import calibrate as cal
     from kdedge.export import quantize as qz
-    from kdedge.export.api import _split  # export's own calibration/hold-out split, so the ranges match
+    from kdedge.export.steps import split_holdout as _split  # export's own calibration/hold-out split, so the ranges match
     from kdedge.export.onnx_export import save_model
 
     paths = cal.list_images(cal.default_calib_dir())

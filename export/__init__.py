@@ -3,22 +3,18 @@
 One module per step, each a plain function tests call directly:
 `onnx_export` (torch -> ONNX, parity), `calibrate` (activation ranges: minmax, percentile, entropy,
 mse), `quantize` (symmetric INT8 Q/DQ, mixed precision chosen by a sensitivity pass, U8S8 variant),
-`fp16`, `report` (the PSNR accuracy gate), `bundle_writer` (atomic bundle folder), `api` (the
-`export_bundle` pipeline and `onnx_model` for evaluation). Heavy imports (torch, onnx, onnxruntime)
-stay inside the step modules, so `import kdedge.export` is cheap.
+`fp16`, `report` (the PSNR accuracy table), `frame_graph` (whole-frame graphs), `rewrite`;
+`steps` and `int8` are the export's steps built from them (one function per artifact, the gate, the
+manifest), `staging` the bundle folder (temporary sibling, atomic rename), `api` the `export_bundle`
+pipeline and its options. Heavy imports (torch, onnx, onnxruntime) stay inside the step functions,
+so `import kdedge.export` is cheap.
 """
 from __future__ import annotations
 
-__all__ = ["export_bundle", "onnx_model"]
+__all__ = ["export_bundle"]
 
 
 def export_bundle(*args, **kwargs):
     from kdedge.export.api import export_bundle as _impl
-
-    return _impl(*args, **kwargs)
-
-
-def onnx_model(*args, **kwargs):
-    from kdedge.export.api import onnx_model as _impl
 
     return _impl(*args, **kwargs)

@@ -1,10 +1,11 @@
 """The bundle format: one folder with manifest.json and ONNX files, the only thing export hands the runtime.
 
 This module is the single definition of the schema (see BUNDLE.md in the notes and DESIGN.md):
-`load_bundle(path)` reads and validates a manifest for the runtime, `write_manifest(folder, dict)` is
-what `kdedge export` calls to write one. Both use the same validator, so a bundle that export can
-write is a bundle the runtime can read. Checksums are verified lazily, when a precision is opened,
-because hashing every variant at start-up would slow a camera launch for files it never reads.
+`Manifest` is manifest.json as a type: `kdedge export` builds one and calls `Manifest.write(folder)`,
+`load_bundle(path)` reads one with `Manifest.from_dict`. Both go through one validator, so a bundle
+that export can write is a bundle the runtime can read. `ModelSpec` is the part that running the
+network needs. Checksums are verified lazily, when a precision is opened, because hashing every
+variant at start-up would slow a camera launch for files it never reads.
 
 Stdlib only: this is imported by the Jetson runtime on Python 3.8.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Union
 
 from kdedge.common import FILE_PRECISIONS, atomic_write_bytes, sha256_file
 from kdedge.errors import KdedgeError
@@ -130,28 +132,110 @@ def validate_manifest(manifest: Dict[str, Any], where: str = MANIFEST) -> Dict[s
     return manifest
 
 
+class ModelSpec(NamedTuple):
+    """What running the network takes: scale, colour space (model input Y or RGB), tensor names and
+    the size multiple inputs are padded to. A bundle has one (`Bundle.spec`); a bare ONNX file is
+    described by building one (`ModelSpec(scale=2, color="y")`)."""
+
+    scale: int
+    color: str
+    input_name: str = "lr"
+    output_name: str = "sr"
+    size_multiple: int = 1
+
+    @property
+    def channels(self) -> int:
+        return _CHANNELS[self.color]
+
+
+# manifest.json keys in the order they are written; the optional ones are left out when None.
+_OPTIONAL = ("accuracy", "source", "tools", "export_options", "created", "frame_graphs")
+
+
+@dataclass
+class Manifest:
+    """manifest.json (format_version 1) as a type: `to_dict()` is the JSON written, `from_dict()`
+    validates and reads one. `layout` is always NCHW and the I/O dtype float32 (the validator
+    refuses anything else); keys this version does not know are kept in `extra` and written back."""
+
+    name: str
+    scale: int
+    color: str  # "y" (the model sees Y/255, chroma is upscaled bicubically) or "rgb"
+    shapes: Dict[str, List[int]]  # min / opt / max NCHW input shapes (TensorRT optimisation profile)
+    precisions: Dict[str, Dict[str, Any]]  # precision -> {file, sha256, ...what made it}
+    default_precision: str
+    input_name: str = "lr"
+    output_name: str = "sr"
+    size_multiple: int = 1
+    value_range: List[float] = field(default_factory=lambda: [0.0, 1.0])
+    accuracy: Optional[Dict[str, Any]] = None  # the export's PSNR table, gate and parity
+    source: Optional[Dict[str, Any]] = None  # student / teacher provenance
+    tools: Optional[Dict[str, str]] = None  # versions that wrote the files
+    export_options: Optional[Dict[str, Any]] = None
+    created: Optional[str] = None  # UTC, ISO 8601
+    # precision -> {file, sha256} of the whole-frame graph (BGR uint8 in and out, export/frame_graph.py)
+    frame_graphs: Optional[Dict[str, Dict[str, Any]]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.scale, self.color, self.input_name, self.output_name, self.size_multiple)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON object, keys in the order every kdedge has written them (a deep copy)."""
+        c = _CHANNELS.get(self.color)
+        out = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": self.name, "scale": self.scale,
+            "color": self.color, "value_range": list(self.value_range), "layout": "NCHW",
+            "input": {"name": self.input_name, "channels": c, "dtype": "float32"},
+            "output": {"name": self.output_name, "channels": c, "dtype": "float32"},
+            "size_multiple": self.size_multiple, "shapes": self.shapes, "precisions": self.precisions,
+            "default_precision": self.default_precision,
+        }  # type: Dict[str, Any]
+        out.update((k, getattr(self, k)) for k in _OPTIONAL if getattr(self, k) is not None)
+        out.update(self.extra)
+        return json.loads(json.dumps(out))  # deep copy, and proves it is JSON-serialisable
+
+    @classmethod
+    def from_dict(cls, manifest: Dict[str, Any], where: str = MANIFEST) -> "Manifest":
+        """Validate (KdedgeError naming `where` and the field) and read a manifest.json object."""
+        m = validate_manifest(manifest, where)
+        return cls(m["name"], int(m["scale"]), m["color"], m["shapes"], m["precisions"], m["default_precision"],
+                   m["input"]["name"], m["output"]["name"], int(m.get("size_multiple", 1)), m["value_range"],
+                   extra={k: v for k, v in m.items() if k not in _REQUIRED + _OPTIONAL + ("size_multiple",)},
+                   **{k: m.get(k) for k in _OPTIONAL})
+
+    def write(self, folder) -> Path:
+        """Hash every file it names, validate, write folder/manifest.json atomically; the sha256 of
+        each entry is filled in here too. Returns the manifest path."""
+        data = self.to_dict()
+        path = _write(Path(folder), data)
+        self.precisions, self.frame_graphs = data["precisions"], data.get("frame_graphs")
+        return path
+
+
 class Bundle:
-    """A validated bundle folder. Attributes mirror the manifest; files are checked when opened.
+    """A validated bundle folder: its `Manifest`, whose fields it mirrors; files are checked when opened.
 
     `model_path(precision)` returns the ONNX file of one precision after verifying its sha256 (once
     per process); `engine_path(precision, device_slug, trt_version)` names the cached TensorRT engine.
     """
 
-    def __init__(self, path: Path, manifest: Dict[str, Any]):
+    def __init__(self, path: Path, manifest: Manifest):
         self.path = Path(path)
         self.manifest = manifest
-        self.name = manifest["name"]  # type: str
-        self.scale = int(manifest["scale"])
-        self.color = manifest["color"]  # type: str
-        self.channels = int(manifest["input"]["channels"])
-        self.input_name = manifest["input"]["name"]  # type: str
-        self.output_name = manifest["output"]["name"]  # type: str
-        self.size_multiple = int(manifest.get("size_multiple", 1))
-        self.shapes = manifest["shapes"]  # type: Dict[str, List[int]]
-        self.precisions = manifest["precisions"]  # type: Dict[str, Dict[str, Any]]
-        self.default_precision = manifest["default_precision"]  # type: str
-        # precision -> {file, sha256} of the whole-frame graph (BGR uint8 in and out, export/frame_graph.py)
-        self.frame_graphs = manifest.get("frame_graphs", {})  # type: Dict[str, Dict[str, Any]]
+        self.spec = manifest.spec  # type: ModelSpec
+        self.name = manifest.name  # type: str
+        self.scale = manifest.scale
+        self.color = manifest.color  # type: str
+        self.channels = self.spec.channels
+        self.input_name = manifest.input_name  # type: str
+        self.output_name = manifest.output_name  # type: str
+        self.size_multiple = manifest.size_multiple
+        self.shapes = manifest.shapes  # type: Dict[str, List[int]]
+        self.precisions = manifest.precisions  # type: Dict[str, Dict[str, Any]]
+        self.default_precision = manifest.default_precision  # type: str
+        self.frame_graphs = manifest.frame_graphs or {}  # type: Dict[str, Dict[str, Any]]
         self._verified = set()  # type: set
 
     def __repr__(self) -> str:
@@ -245,20 +329,21 @@ def load_bundle(path) -> Bundle:
             manifest = json.load(f)
     except ValueError as exc:
         raise KdedgeError("%s is not valid JSON: %s" % (manifest_path, exc), fix="re-export the bundle") from exc
-    validate_manifest(manifest, str(manifest_path))
-    return Bundle(path, manifest)
+    return Bundle(path, Manifest.from_dict(manifest, str(manifest_path)))
 
 
-def write_manifest(folder, manifest: Dict[str, Any]) -> Path:
-    """Validate `manifest` against the files in `folder` and write folder/manifest.json atomically.
+def write_manifest(folder, manifest: Union[Manifest, Dict[str, Any]]) -> Path:
+    """Validate `manifest` (a Manifest or its JSON object) against the files in `folder`, write
+    folder/manifest.json atomically; a missing sha256 is computed, a given one must match. Returns
+    the manifest path; the argument is not modified."""
+    data = manifest.to_dict() if isinstance(manifest, Manifest) else json.loads(json.dumps(manifest))  # a copy
+    data.setdefault("format", FORMAT)
+    data.setdefault("format_version", FORMAT_VERSION)
+    return _write(Path(folder), data)
 
-    A precision entry without "sha256" gets it computed from its file; one with a sha256 must match
-    the file. Returns the manifest path. The dict is not modified (a copy is written).
-    """
-    folder = Path(folder)
-    manifest = json.loads(json.dumps(manifest))  # deep copy, and proves it is JSON-serialisable
-    manifest.setdefault("format", FORMAT)
-    manifest.setdefault("format_version", FORMAT_VERSION)
+
+def _write(folder: Path, manifest: Dict[str, Any]) -> Path:
+    """Fill in and check the sha256 of every file entry of `manifest` (in place), validate, write."""
     where = str(folder / MANIFEST)
     for key in ("precisions", "frame_graphs"):
         entries = manifest.get(key)

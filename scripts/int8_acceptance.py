@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     from kdedge.common import FILE_PRECISIONS
     from kdedge.evaluate import evaluate, onnx_upscaler
     from kdedge.export import calibrate as cal
-    from kdedge.export.api import _split
+    from kdedge.export.steps import split_holdout as _split
     from kdedge.export.onnx_export import save_model
     from kdedge.export.quantize import quantize_qdq
     from kdedge.runtime.bundle import load_bundle

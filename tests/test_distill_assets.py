@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from kdedge.checkpoint import load_checkpoint, read_header  # noqa: E402
 from kdedge.distill.config import TrainConfig  # noqa: E402
-from kdedge.distill.trainer import EMBEDDED_STUDENT, EMBEDDED_TEACHER, load_teacher  # noqa: E402
+from kdedge.distill.inputs import EMBEDDED_STUDENT, EMBEDDED_TEACHER, load_teacher  # noqa: E402
 from kdedge.models.students import complexity  # noqa: E402
 
 

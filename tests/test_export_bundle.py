@@ -27,13 +27,15 @@ def _calib_subset(tmp_path, n=12) -> Path:
 def _opts(out, **kw):
     from kdedge.export.api import ExportOptions
 
+    kw.setdefault("int8", True)
     kw.setdefault("calib_method", "percentile")
     return ExportOptions(out=out, log=lambda s: None, **kw)
 
 
 @pytest.mark.slow
 def test_bundle_is_read_by_the_runtime(tmp_path):
-    from kdedge.export.api import export_bundle, onnx_model
+    from kdedge.evaluate import bundle_upscaler
+    from kdedge.export.api import export_bundle
     from kdedge.runtime.bundle import load_bundle
 
     out = tmp_path / "bundle"
@@ -69,16 +71,16 @@ def test_bundle_is_read_by_the_runtime(tmp_path):
 
     meta = {p.key: p.value for p in onnx.load(str(out / "model.int8.onnx")).metadata_props}
     assert meta["kdedge_precision"] == "int8" and meta["kdedge_arch"] == "test_anchor"
-    with onnx_model(out, "int8") as run:
+    with bundle_upscaler(out, "int8") as run:
         y = run(np.full((1, 1, 10, 12), 0.5, np.float32))
     assert y.shape == (1, 1, 20, 24) and run.scale == 2
-    assert result["table"] == m["accuracy"]["rows"]
+    assert result["table"] == m["accuracy"]["rows"] and result["manifest"].to_dict() == m
     # The runtime's own ONNX Runtime backend runs every precision unchanged.
     from kdedge.runtime.backends import create_backend
 
     x = np.random.default_rng(0).random((1, 1, 24, 40), dtype=np.float32)
     for prec in ("fp32", "int8", "fp16", "int8_u8s8"):
-        with create_backend(bundle, "ort-cpu", prec) as be, onnx_model(bundle.path, prec) as run:
+        with create_backend(bundle, "ort-cpu", prec) as be, bundle_upscaler(bundle.path, prec) as run:
             np.testing.assert_allclose(be.infer({"lr": x})["sr"], run(x), atol=1e-6)
 
 
@@ -111,9 +113,8 @@ def test_conflicting_and_bad_options(tmp_path):
         export_bundle(tiny_anchor(), _opts(tmp_path / "b", int8=False, calib=tmp_path, calib_method="auto"))
     with pytest.raises(KdedgeError, match="--u8s8 .* needs --int8"):
         export_bundle(tiny_anchor(), _opts(tmp_path / "b", int8=False, u8s8=True))
-    from kdedge.export.api import formats_table
-
-    assert "model.int8_u8s8.onnx" in formats_table() and "--engine" in formats_table()
+    with pytest.raises(KdedgeError, match="--max-drop only applies to INT8"):
+        export_bundle(tiny_anchor(), _opts(tmp_path / "b", int8=False, calib_method="auto", max_drop=0.2))
     try:
         import tensorrt  # noqa: F401
     except ImportError:  # the usual case off a Jetson: say so before any work is done
@@ -153,6 +154,22 @@ def test_cli_unknown_architecture_and_missing_args(tmp_path, capsys):
     assert main(["export", str(ckpt), "--max-drop", "0.1", "--out", str(tmp_path / "c")]) == 1
     assert "--max-drop only applies to INT8" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_flags_and_help_come_from_formats(capsys):
+    """FORMATS drives the flags and the formats table of `--help`; the flags' defaults are ExportOptions'."""
+    from kdedge.cli import build_parser
+    from kdedge.export.api import FORMATS, ExportOptions
+
+    _, parser = build_parser("export")
+    args = parser.parse_args(["ckpt", "--out", "b"])
+    default = ExportOptions(out="b")
+    for f in FORMATS.values():
+        if f["option"]:
+            assert getattr(args, f["option"]) == getattr(default, f["option"])
+    assert (args.calib_method, args.mixed, args.max_drop) == (default.calib_method, default.mixed_precision, default.max_drop)
+    text = parser.format_help()
+    assert "model.int8_u8s8.onnx" in text and "--engine" in text and "--u8s8 (with --int8)" in text
 
 
 @pytest.mark.slow

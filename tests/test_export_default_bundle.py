@@ -24,10 +24,10 @@ def test_default_bundle_is_valid_and_symmetric():
         bundle.model_path(prec)  # sha256 matches the manifest
     counts = check_qdq_form(onnx.load(str(bundle.model_path("int8"))))
     assert counts["per_channel"] > 0
-    q = bundle.manifest["precisions"]["int8"]["quantization"]
+    q = bundle.manifest.precisions["int8"]["quantization"]
     assert q["activations"] == "int8-symmetric" and q["weights"] == "int8-per-channel-symmetric"
-    assert bundle.manifest["accuracy"]["onnx_parity_max_abs"] <= 1e-4
-    datasets = {r["dataset"].split(" ")[0] for r in bundle.manifest["accuracy"]["rows"]}
+    assert bundle.manifest.accuracy["onnx_parity_max_abs"] <= 1e-4
+    datasets = {r["dataset"].split(" ")[0] for r in bundle.manifest.accuracy["rows"]}
     assert {"calib_data/", "Set5", "Set14"} <= datasets
 
 
@@ -49,7 +49,7 @@ def test_recorded_set5_numbers_reproduce(shared_dir):
     from kdedge.runtime.bundle import load_bundle
 
     bundle = load_bundle(BUNDLE)
-    rows = {r["precision"]: r for r in bundle.manifest["accuracy"]["rows"]
+    rows = {r["precision"]: r for r in bundle.manifest.accuracy["rows"]
             if r["dataset"].startswith("Set5") and r.get("backend", "ort-cpu") == "ort-cpu"}
     for prec in ("fp32", "int8"):
         with bundle_upscaler(bundle, prec, "ort-cpu") as up:

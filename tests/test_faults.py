@@ -170,7 +170,7 @@ TORCH_CASES = [
 
 
 def _fill(argv, files, ro, tmp):
-    from kdedge.distill.trainer import ASSETS
+    from kdedge.distill.inputs import ASSETS
 
     names = {"bundle": files / "bundle", "ro": ro, "tmp": tmp, "student": ASSETS / "student_x2.safetensors"}
     out = []
@@ -205,7 +205,7 @@ def test_bad_input(argv, status, needle, files, ro, tmp_path, capsys):
 @pytest.mark.parametrize("argv,status,needle", [c[1:] for c in TORCH_CASES], ids=[c[0] for c in TORCH_CASES])
 def test_bad_input_torch(argv, status, needle, files, ro, tmp_path, capsys):
     pytest.importorskip("torch")
-    from kdedge.distill.trainer import ASSETS
+    from kdedge.distill.inputs import ASSETS
 
     run = tmp_path / "run"
     run.mkdir()
@@ -317,7 +317,7 @@ def test_disk_full_distill_checkpoint(full, tmp_path, capsys):
 
 def test_disk_full_export(full, capsys):
     pytest.importorskip("torch")
-    from kdedge.distill.trainer import ASSETS
+    from kdedge.distill.inputs import ASSETS
 
     rc, out, err = _run(["export", str(ASSETS / "student_x2.safetensors"), "--no-fp16", "--out", str(full / "b")], capsys)
     if rc == 0:
@@ -333,7 +333,7 @@ def test_stale_export_leftovers_are_cleaned(tmp_path, monkeypatch):
     pytest.importorskip("onnx")
     import tempfile
 
-    from kdedge.export import api
+    from kdedge.export import staging
 
     scratch = tmp_path / "sys_tmp"
     scratch.mkdir()
@@ -358,7 +358,7 @@ def test_stale_export_leftovers_are_cleaned(tmp_path, monkeypatch):
     moved = tmp_path / (".b.old-%d" % dead.pid)  # a killed --overwrite had moved the old bundle aside
     moved.mkdir()
     (moved / "manifest.json").write_text("{}")
-    removed = api.clean_stale(tmp_path, "b", log=lambda m: None)
+    removed = staging.clean_stale(tmp_path, "b", log=lambda m: None)
     gone = {k for k, p in made.items() if not p.exists()}
     assert gone == {"dead_sibling", "old_format_old", "dead_work"}
     assert sorted(removed) == sorted(str(made[k]) for k in gone)

@@ -111,3 +111,34 @@ def test_shipped_bundles_load_by_name(tmp_path, monkeypatch):
     with pytest.raises(KdedgeError) as err:
         load_bundle("no_such_bundle")
     assert "default" in err.value.fix
+
+
+def test_manifest_type_round_trips_the_shipped_manifests_byte_for_byte():
+    """`Manifest` is the one schema: the shipped manifest.json files read into it and write back unchanged."""
+    from pathlib import Path
+
+    from kdedge.runtime.bundle import Manifest
+
+    assets = Path(__file__).resolve().parents[1] / "kdedge" / "assets"
+    for name in ("default_x2", "fast_x2"):
+        text = (assets / name / "manifest.json").read_text()
+        m = Manifest.from_dict(json.loads(text))
+        assert json.dumps(m.to_dict(), indent=2) + "\n" == text
+        assert m.spec == (2, "y", "lr", "sr", 1) and m.spec.channels == 1
+
+
+def test_manifest_built_in_code_is_written_hashed_and_read_back(tmp_path):
+    from kdedge.runtime.bundle import Manifest, ModelSpec
+
+    folder = make_bundle(tmp_path / "b", color="rgb")
+    m = Manifest(name="built", scale=2, color="rgb", shapes=_manifest(folder)["shapes"],
+                 precisions={"fp32": {"file": "model.onnx"}}, default_precision="fp32", extra={"note": "kept"})
+    m.write(folder)
+    assert len(m.precisions["fp32"]["sha256"]) == 64  # filled in from the file
+    b = load_bundle(folder)
+    assert b.manifest == m and b.spec == ModelSpec(2, "rgb") and b.channels == 3
+    assert list(_manifest(folder))[:3] == ["format", "format_version", "name"] and _manifest(folder)["note"] == "kept"
+    assert "frame_graphs" not in _manifest(folder)  # optional keys left out when None
+    m.default_precision = "int8"  # the writer runs the validator load_bundle runs
+    with pytest.raises(KdedgeError, match="default_precision"):
+        m.write(folder)

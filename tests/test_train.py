@@ -140,7 +140,7 @@ def test_help_lists_every_config_field(capsys):
 
 
 def test_ema_warms_up():
-    from kdedge.distill.trainer import EMA
+    from kdedge.distill.student import EMA
 
     m = create_model("anchor", width=4, depth=1)
     init = m.tail.weight.detach().clone()

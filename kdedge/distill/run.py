@@ -20,7 +20,8 @@ def explicit_options(args) -> Dict[str, Any]:
 def run_command(args, command: str, defaults: Dict[str, Any]) -> int:
     from kdedge.checkpoint import read_header
     from kdedge.distill.config import from_dict
-    from kdedge.distill.trainer import resolve_resume, train
+    from kdedge.distill.rundir import resolve_resume
+    from kdedge.distill.trainer import train
 
     explicit = explicit_options(args)
     if command == "train" and explicit.get("teacher"):
