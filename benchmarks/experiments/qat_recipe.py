@@ -26,8 +26,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _qat(source: str, run: Path, recipe, args) -> subprocess.Popen:
-    lr, ffc = recipe
-    cmd = [sys.executable, "-m", "kdedge", "qat", source, "--out", str(run), "--lr", "%g" % lr,
+    lr, ffc, w = recipe
+    cmd = [sys.executable, "-m", "kdedge", "qat", source, "--out", str(run), "--lr", "%g" % lr, "--fp32-weight", "%g" % w,
            "--steps", str(args.steps), "--eval-interval", str(args.eval_interval), "--threads", "1"]
     if ffc:
         cmd.append("--float-first-conv")
@@ -58,13 +58,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data", nargs="+", default=[str(SHARED / "data" / "train" / "T91"), str(SHARED / "data" / "train" / "BSD200")])
     ap.add_argument("--float-first-conv", choices=("off", "on", "both"), default="off",
                     help="recipes with the first conv in float (kdedge qat --float-first-conv), without, or both")
+    ap.add_argument("--fp32-weights", type=float, nargs="+", default=[0.5],
+                    help="kdedge qat --fp32-weight values to compare (0: the quantized graph's loss only)")
     ap.add_argument("--runs", default="runs/qat", help="parent of the run folders")
     ap.add_argument("--parallel", action="store_true", help="run the recipes at once (one thread each)")
     args = ap.parse_args(argv)
 
     ffcs = {"off": [False], "on": [True], "both": [False, True]}[args.float_first_conv]
-    recipes = [(lr, ffc) for ffc in ffcs for lr in args.lrs]
-    runs = {r: REPO / args.runs / ("%s_lr%g%s" % (args.name, r[0], "_ffc" if r[1] else "")) for r in recipes}
+    recipes = [(lr, ffc, w) for w in args.fp32_weights for ffc in ffcs for lr in args.lrs]
+    runs = {r: REPO / args.runs / ("%s_lr%g%s_w%g" % (args.name, r[0], "_ffc" if r[1] else "", r[2])) for r in recipes}
     t0 = time.time()
     procs = []
     for r in [r for r in recipes if not (runs[r] / "qat.json").is_file()]:
@@ -86,7 +88,7 @@ def main(argv=None) -> int:
     new = _rows(json.loads((bundle / "manifest.json").read_text()))
     old = _rows(json.loads((REPO / "kdedge" / "assets" / ("%s_x2" % args.name) / "manifest.json").read_text()))
     result = {"command": "python benchmarks/experiments/qat_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1]},
+              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1], "fp32_weight": best[2]},
               "minutes": round((time.time() - t0) / 60, 1),
               "validation": {runs[r].name: {k: s[k] for k in ("val_images", "val_psnr_fp32", "val_psnr_int8_start",
                                                               "val_psnr_int8_best", "history")} for r, s in summaries.items()},
@@ -104,13 +106,15 @@ def _markdown(result, args, new, old, summaries, best) -> str:
              "Command: `%s` (%.1f min wall)." % (result["command"], result["minutes"]), "",
              "## Recipe choice on validation (%d held-out training images: %s)" % (len(s0["val_images"]), ", ".join(s0["val_images"])), "",
              "Fake-quant PSNR-Y of the all-INT8 simulation (= the exported symmetric Q/DQ graph), standard protocol.", "",
-             "| weight lr | first conv | FP32 | INT8 at start (calibrated) | INT8 best | at step | drop at best |",
-             "|---|---|---|---|---|---|---|"]
+             "| weight lr | first conv | FP32 loss weight | FP32 at start | INT8 at start (calibrated) | INT8 best | at step "
+             "| drop at best vs FP32 at start | FP32 of the weights at that step |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r, s in summaries.items():
         h = max(s["history"], key=lambda row: row["val_psnr"])
-        lines.append("| %g%s | %s | %.4f | %.4f | %.4f | %d | %.4f |" % (r[0], " (chosen)" if r == best else "",
-                     "float" if r[1] else "INT8", s["val_psnr_fp32"],
-                     s["val_psnr_int8_start"], s["val_psnr_int8_best"], h["step"], s["val_psnr_fp32"] - s["val_psnr_int8_best"]))
+        lines.append("| %g%s | %s | %g | %.4f | %.4f | %.4f | %d | %.4f | %s |" % (
+            r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], s["val_psnr_fp32"],
+            s["val_psnr_int8_start"], s["val_psnr_int8_best"], h["step"], s["val_psnr_fp32"] - s["val_psnr_int8_best"],
+            "%.4f" % h["val_psnr_fp32"] if "val_psnr_fp32" in h else "not measured"))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
               "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped before QAT (post-training INT8,",
               "float layers chosen by sensitivity).", "",

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr-amax", type=float, default=d.lr_amax, help="learning rate of the log activation ranges (default %g)" % d.lr_amax)
     parser.add_argument("--gt-weight", type=float, default=d.gt_weight,
                         help="share of the ground-truth L1 in the loss; the rest is L1 to the FP32 student (default %g)" % d.gt_weight)
+    parser.add_argument("--fp32-weight", type=float, default=d.fp32_weight,
+                        help="weight of the same loss on the float forward of the weights, so the bundle's FP32 file "
+                             "stays good too (default %g; 0 = train the quantized graph only)" % d.fp32_weight)
     parser.add_argument("--eval-interval", type=int, default=d.eval_interval, help="steps between validations (default %d)" % d.eval_interval)
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed (default %d)" % d.seed)
     parser.add_argument("--float-first-conv", action="store_true", default=False,
@@ -54,6 +57,8 @@ def run(args) -> int:
 
     if args.steps < 1 or args.batch < 1 or args.patch < 8 or args.eval_interval < 1:
         raise KdedgeError("--steps, --batch, --eval-interval must be >= 1 and --patch >= 8", fix="check the numbers")
+    if args.fp32_weight < 0:
+        raise KdedgeError("--fp32-weight must be >= 0 (got %g)" % args.fp32_weight, fix="e.g. --fp32-weight 0.5")
     if not 0.0 <= args.gt_weight <= 1.0:
         raise KdedgeError("--gt-weight must be in [0, 1] (got %g)" % args.gt_weight, fix="e.g. --gt-weight 0.5")
     if args.threads:
@@ -62,8 +67,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
                     gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
-                    float_first_conv=args.float_first_conv)
+                    float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight)
     summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout)
-    print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best")}, indent=1))
+    print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best", "val_psnr_fp32_at_best")}, indent=1))
     print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))
     return 0
