@@ -119,7 +119,7 @@ def test_qat_checkpoint_exports_with_its_learned_ranges(tmp_path):
         (calib / p.name).write_bytes(p.read_bytes())
     result = export_bundle(str(out / "qat.safetensors"),
                            ExportOptions(out=tmp_path / "bundle", int8=True, u8s8=True, calib=calib, log=lambda s: None))
-    q = result["manifest"]["precisions"]["int8"]["quantization"]
+    q = result["manifest"].precisions["int8"]["quantization"]
     assert q["excluded_nodes"] == ["/net/Concat", "/net/Add"] and q["calibration"].startswith("learned") and q["graph"] == "plain"
     import onnx
 
