@@ -84,8 +84,7 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
 
         sr = dnn_superres(row.path)
         return {"model": model, "e2e": lambda: sr.upsample(frame)}
-    from types import SimpleNamespace
-
+    from kdedge.runtime.bundle import ModelSpec
     from kdedge.runtime.processor import SRProcessor
 
     key = (onnx_file, _backend_of(row), row.precision)
@@ -93,10 +92,8 @@ def make_runners(row: Row, onnx_file: Optional[str], h: int, w: int) -> Dict[str
         _BACKENDS[key] = open_backend(onnx_file, backend=key[1], precision=row.precision or "fp32")
     backend = _BACKENDS[key]
     in_name, out_name, channels = _io_names(onnx_file)
-    # SRProcessor only reads these fields of a bundle; a stand-in lets non-bundle rows (teachers, the
-    # naive INT8 file) go through exactly the code the camera runs.
-    spec = SimpleNamespace(color="y" if channels == 1 else "rgb", scale=SCALE, input_name=in_name,
-                           output_name=out_name, size_multiple=1)
+    # non-bundle rows (teachers, the naive INT8 file) go through exactly the code the camera runs
+    spec = ModelSpec(scale=SCALE, color="y" if channels == 1 else "rgb", input_name=in_name, output_name=out_name)
     proc = SRProcessor(spec, backend)
     chw, _, _ = proc.prepare(frame)
     feed = {in_name: np.ascontiguousarray(chw[None])}

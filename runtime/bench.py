@@ -43,7 +43,7 @@ def bench_model(bundle, backend: str, precision: str, size: Tuple[int, int], run
     h, w = size
     be = create_backend(bundle, backend, precision, threads=threads, frame_graph=frame_graph)
     with be:
-        proc = SRProcessor(bundle, be)
+        proc = SRProcessor(bundle.spec, be)
         chw, _, _ = proc.prepare(_frame(h, w))
         feed = {FRAME_INPUT: chw} if proc.frame_graph else {bundle.input_name: np.ascontiguousarray(chw[None])}
         for _ in range(warmup):

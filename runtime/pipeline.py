@@ -218,7 +218,7 @@ class Pipeline:
         workers = []  # type: List[threading.Thread]
         try:
             self.backend.activate()  # in this thread: the TensorRT/pycuda context belongs here
-            proc = SRProcessor(self.bundle, self.backend, tile=self.opts.tile)
+            proc = SRProcessor(self.bundle.spec, self.backend, tile=self.opts.tile)
             self.log("kdedge: %s | %s -> %s | backend %s%s | x%d %s%s" % (
                 self.bundle.name, self.input_uri, self.output_uri, self.backend.label,
                 " x %d workers" % len(self.backends) if len(self.backends) > 1 else "", self.bundle.scale,
@@ -269,7 +269,7 @@ class Pipeline:
         try:
             backend.activate()
             try:
-                self._sr_loop(SRProcessor(self.bundle, backend, tile=self.opts.tile), slot, outq, capture, source)
+                self._sr_loop(SRProcessor(self.bundle.spec, backend, tile=self.opts.tile), slot, outq, capture, source)
             finally:
                 backend.deactivate()
         except BaseException as exc:  # re-raised by run() once every thread has finished

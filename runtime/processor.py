@@ -12,24 +12,24 @@ from kdedge.errors import KdedgeError
 from kdedge.runtime import colour
 from kdedge.runtime.backends.base import Backend
 from kdedge.runtime.backends.profile import choose_tile
-from kdedge.runtime.bundle import FRAME_INPUT, FRAME_OUTPUT
+from kdedge.runtime.bundle import FRAME_INPUT, FRAME_OUTPUT, ModelSpec
 
 
 class SRProcessor:
-    """Frame -> super-resolved frame for one bundle and one (activated) backend, in three stages.
+    """Frame -> super-resolved frame for one model (`ModelSpec`) and one (activated) backend, in three stages.
 
     `prepare` (any thread) splits colour and builds the model input; `infer` (the thread that
     activated the backend) runs the model, tiled when asked; `finish` (any thread) merges colour and
     returns BGR uint8. `process` runs all three.
     """
 
-    def __init__(self, bundle, backend, tile: int = 0, tile_overlap: int = 16):
-        self.bundle = bundle
+    def __init__(self, spec: ModelSpec, backend, tile: int = 0, tile_overlap: int = 16):
+        self.spec = spec  # a bundle's `spec`, or one built for a bare ONNX file
         self.backend = backend
-        self.scale = bundle.scale
+        self.scale = spec.scale
         self.tile = int(tile or 0)
         self.overlap = int(tile_overlap)
-        self.multiple = bundle.size_multiple
+        self.multiple = spec.size_multiple
         self.model_time = 0.0  # seconds spent in the backend for the last frame
         # the whole-frame graph (export/frame_graph.py) takes the BGR frame and returns the BGR result
         self.frame_graph = bool(getattr(backend, "frame_graph", False))
@@ -46,7 +46,7 @@ class SRProcessor:
             frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
         if self.frame_graph:
             return np.ascontiguousarray(frame)[None], None, frame.shape[:2]
-        if self.bundle.color == "y":
+        if self.spec.color == "y":
             y, cbcr = colour.split_y(frame, self.scale)
             return y[None], cbcr, frame.shape[:2]
         rgb = frame[..., ::-1].transpose(2, 0, 1).astype(np.float32) * (1.0 / 255.0)
@@ -74,7 +74,7 @@ class SRProcessor:
         if ph or pw:  # edge padding to the size multiple the model needs, cropped off again below
             chw = np.pad(chw, ((0, 0), (0, ph), (0, pw)), mode="edge")
         x = np.ascontiguousarray(chw[None], dtype=np.float32)
-        out = self.backend.infer({self.bundle.input_name: x}, check_inputs=False)[self.bundle.output_name]
+        out = self.backend.infer({self.spec.input_name: x}, check_inputs=False)[self.spec.output_name]
         self.model_time += self.backend.inference_time or 0.0
         s = self.scale
         return out[0, :, : h * s, : w * s]
@@ -96,7 +96,7 @@ class SRProcessor:
     def finish(self, sr: np.ndarray, cbcr: Optional[np.ndarray]) -> np.ndarray:
         if self.frame_graph:
             return sr
-        if self.bundle.color == "y":
+        if self.spec.color == "y":
             return colour.merge_y(sr[0], cbcr)
         bgr = sr[::-1].transpose(1, 2, 0) * 255.0
         return np.clip(bgr + 0.5, 0, 255).astype(np.uint8)

@@ -75,8 +75,8 @@ def test_shipped_frame_graphs_match_the_python_colour_path(name, backend):
         # the reference: the Y model in f32 (the graph's float layers are f32 too) and runtime/colour.py
         y_be = open_model(bundle.model_path(prec), backend, threads=1, precision="fp32")
         with frame_be, y_be:
-            ref_proc = SRProcessor(bundle, y_be)
-            proc = SRProcessor(bundle, frame_be)
+            ref_proc = SRProcessor(bundle.spec, y_be)
+            proc = SRProcessor(bundle.spec, frame_be)
             assert proc.frame_graph and not ref_proc.frame_graph
             within, exact, total = 0, 0, 0
             for frame in _frames(97, 61) + _frames(64, 48):  # odd sizes on purpose

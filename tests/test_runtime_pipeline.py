@@ -94,8 +94,8 @@ def test_rgb_model_and_tiles_match_whole_frames(tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "rgb", color="rgb"))
     frame = open_source("test://?size=70x50&fps=0").frame(3)
     with create_backend(bundle, "ort-cpu", threads=1) as be:
-        whole = SRProcessor(bundle, be).process(frame)
-        tiled = SRProcessor(bundle, be, tile=24, tile_overlap=4).process(frame)
+        whole = SRProcessor(bundle.spec, be).process(frame)
+        tiled = SRProcessor(bundle.spec, be, tile=24, tile_overlap=4).process(frame)
     np.testing.assert_array_equal(whole, np.repeat(np.repeat(frame, 2, 0), 2, 1))
     np.testing.assert_array_equal(tiled, whole)
 

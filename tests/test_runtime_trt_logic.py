@@ -254,12 +254,12 @@ def test_pipeline_tiles_frames_to_the_engine_profile(fakes, tmp_path):
     bundle = load_bundle(make_bundle(tmp_path / "b", color="y"))
     be = trt_backend.TrtBackend(engine)
     with be:
-        proc = SRProcessor(bundle, be)
+        proc = SRProcessor(bundle.spec, be)
         x = np.random.RandomState(3).rand(1, 150, 200).astype(np.float32)
         out = proc.infer(x)
         np.testing.assert_array_equal(out, x.repeat(2, 1).repeat(2, 2))
         with pytest.raises(KdedgeError, match=r"--tile 90 .* beyond the TensorRT engine profile's maximum 64x96") as info:
-            SRProcessor(bundle, be, tile=90).infer(x)
+            SRProcessor(bundle.spec, be, tile=90).infer(x)
         assert "--tile 32 or less" in info.value.fix
     stats = Pipeline(bundle, [trt_backend.TrtBackend(engine)], "test://?size=200x150&fps=0&frames=3", "null://",
                      PipelineOptions(quiet=True)).run()

@@ -56,17 +56,13 @@ def export_student(width: int, depth: int, folder: Path) -> Path:
     return path
 
 
-class _Bundle:
-    """The four bundle facts SRProcessor reads; a sweep of random-weight students has no manifest."""
-
-    scale, color, size_multiple, input_name, output_name = 2, "y", 1, "lr", "sr"
-
-
 def processor(onnx_path: Path, threads: int):
     from kdedge.runtime.backends import open_model
+    from kdedge.runtime.bundle import ModelSpec
     from kdedge.runtime.processor import SRProcessor
 
-    return SRProcessor(_Bundle(), open_model(onnx_path, "ort-cpu", threads=threads).activate())
+    # a sweep of random-weight students has no manifest: the model description is built
+    return SRProcessor(ModelSpec(scale=2, color="y"), open_model(onnx_path, "ort-cpu", threads=threads).activate())
 
 
 def block(fn: Callable[[], int], seconds: float) -> float:
