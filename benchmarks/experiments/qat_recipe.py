@@ -103,18 +103,20 @@ def main(argv=None) -> int:
 def _markdown(result, args, new, old, summaries, best) -> str:
     s0 = summaries[best]
     lines = ["# QAT of the %s student (`kdedge qat`)" % args.name, "",
-             "Command: `%s` (%.1f min wall)." % (result["command"], result["minutes"]), "",
+             "Command: `%s` (%.1f min wall for this call; runs already in the run folder are reused: 'training s'"
+             " below is each run's own time, one thread each, on a 2-core machine shared with the other runs)."
+             % (result["command"], result["minutes"]), "",
              "## Recipe choice on validation (%d held-out training images: %s)" % (len(s0["val_images"]), ", ".join(s0["val_images"])), "",
              "Fake-quant PSNR-Y of the all-INT8 simulation (= the exported symmetric Q/DQ graph), standard protocol.", "",
              "| weight lr | first conv | FP32 loss weight | FP32 at start | INT8 at start (calibrated) | INT8 best | at step "
-             "| drop at best vs FP32 at start | FP32 of the weights at that step |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| drop at best vs FP32 at start | FP32 of the weights at that step | training s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r, s in summaries.items():
         h = max(s["history"], key=lambda row: row["val_psnr"])
-        lines.append("| %g%s | %s | %g | %.4f | %.4f | %.4f | %d | %.4f | %s |" % (
+        lines.append("| %g%s | %s | %g | %.4f | %.4f | %.4f | %d | %.4f | %s | %.0f |" % (
             r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], s["val_psnr_fp32"],
             s["val_psnr_int8_start"], s["val_psnr_int8_best"], h["step"], s["val_psnr_fp32"] - s["val_psnr_int8_best"],
-            "%.4f" % h["val_psnr_fp32"] if "val_psnr_fp32" in h else "not measured"))
+            "%.4f" % h["val_psnr_fp32"] if "val_psnr_fp32" in h else "not measured", s["history"][-1]["seconds"]))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
               "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped before QAT (post-training INT8,",
               "float layers chosen by sensitivity).", "",
