@@ -297,8 +297,11 @@ def load_student(spec: str):
     weights = {i.name[len("net."):]: torch.from_numpy(numpy_helper.to_array(i).copy())
                for i in proto.graph.initializer if i.name.startswith("net.")}
     module.load_state_dict(weights, strict=True)
+    fp32 = m["precisions"]["fp32"]
+    # the file is named with its sha256: a shipped bundle is replaced in place once its QAT fine-tune ships
+    source = "%s (sha256 %s)" % (os.path.join(spec, fp32["file"]), fp32.get("sha256", "?"))
     return SRModel(module=module.eval(), arch="anchor", scale=m["scale"], color=m["color"], model_args=args,
-                   meta={"checkpoint": os.path.join(spec, m["precisions"]["fp32"]["file"]), "teacher": None})
+                   meta={"checkpoint": source, "teacher": None})
 
 
 def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int = 8,
