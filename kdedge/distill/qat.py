@@ -301,7 +301,7 @@ def load_student(spec: str):
     # the file is named with its sha256: a shipped bundle is replaced in place once its QAT fine-tune ships
     source = "%s (sha256 %s)" % (os.path.join(spec, fp32["file"]), fp32.get("sha256", "?"))
     return SRModel(module=module.eval(), arch="anchor", scale=m["scale"], color=m["color"], model_args=args,
-                   meta={"checkpoint": source, "teacher": None})
+                   meta={"checkpoint": source, "teacher": (m.get("source") or {}).get("teacher")})
 
 
 def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int = 8,
