@@ -1,19 +1,21 @@
-"""Quantization-aware fine-tuning: make a trained student lose (almost) nothing in all-INT8.
+"""Quantization-aware fine-tuning: a trained student made for the INT8 graph it will run.
 
 Takes a checkpoint of an anchor / repanchor student (what `kdedge distill` writes), fuses it, and
-fine-tunes it with the exact Q/DQ of the exported INT8 graph simulated (per-channel INT8 weights,
-per-tensor INT8 activations with learned ranges at every quantized tensor), distilling from the FP32
-student itself and the ground truth. The checkpoint it writes carries the learned ranges;
-`kdedge export` puts them into the INT8 files instead of calibrating and keeps every node in INT8
-(no float islands: the fast graph on OpenVINO and TensorRT).
+fine-tunes it with the exported Q/DQ graph simulated exactly (per-channel INT8 weights, per-tensor
+INT8 activations with learned ranges), distilling from the FP32 student itself and the ground truth,
+with the same loss on the float forward so the FP32 file stays as good. The checkpoint it writes
+carries the learned ranges; `kdedge export` puts them into the INT8 files instead of calibrating.
+Only the image-space residual (and, with --float-first-conv, the 1-channel first conv) stays float:
+no identity-split Adds, the graph OpenVINO runs 1.4x faster than the post-training one.
 
 Validation (for picking the best step) is a split of the training images, never a test set:
 the last --val-holdout images of --data (or scikit-image's `coffee` and `camera` without --data).
 
 examples:
-  kdedge qat runs/distill/last.safetensors --out runs/qat/                 # embedded images, a few minutes
-  kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \\
-      --data ../shared/data/train/BSD200 --steps 6000 --out runs/qat_default/
+  kdedge qat runs/distill/last.safetensors --out runs/qat/                 # embedded images, ~10 min on 2 cores
+  kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \
+      --data ../shared/data/train/BSD200 --float-first-conv --out runs/qat_default/   # the shipped default's recipe
+  kdedge qat kdedge/assets/fast_x2 --lr 3e-4 --data ...                    # a bundle folder as the starting point
   kdedge export runs/qat_default/qat.safetensors --int8 --u8s8 --out bundle/
 """
 from __future__ import annotations
