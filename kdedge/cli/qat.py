@@ -13,7 +13,7 @@ the last --val-holdout images of --data (or scikit-image's `coffee` and `camera`
 
 examples:
   kdedge qat runs/distill/last.safetensors --out runs/qat/                 # embedded images, ~10 min on 2 cores
-  kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \
+  kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \\
       --data ../shared/data/train/BSD200 --float-first-conv --out runs/qat_default/   # the shipped default's recipe
   kdedge qat kdedge/assets/fast_x2 --lr 3e-4 --data ...                    # a bundle folder as the starting point
   kdedge export runs/qat_default/qat.safetensors --int8 --u8s8 --out bundle/
