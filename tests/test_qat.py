@@ -144,3 +144,29 @@ def test_a_shipped_bundle_is_a_qat_starting_point():
     with torch.no_grad():
         got = model.module(torch.from_numpy(x)).numpy()
     assert model.arch == "anchor" and np.abs(got - want).max() < 1e-5
+
+
+def test_bad_qat_input_names_the_problem(tmp_path, capsys):
+    """A QAT header whose ranges do not fit the exported graph, and bad flags: clear errors, no bundle."""
+    from kdedge.checkpoint import save_checkpoint
+    from kdedge.cli import main
+    from kdedge.export.api import ExportOptions, export_bundle
+
+    model = _student("anchor")
+    ckpt = tmp_path / "stale.safetensors"
+    save_checkpoint(ckpt, model.module, arch="anchor", model_args={"width": 8, "depth": 1}, scale=2, color="y",
+                    extra={"qat": {"activation_amax": {"/net/body/body.7/Relu_output_0": 1.0}, "float_nodes": [],
+                                   "config": {"steps": 1}}})
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in sorted((REPO / "calib_data").glob("*.png"))[:10]:
+        (calib / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(KdedgeError, match="do not match its exported graph"):
+        export_bundle(str(ckpt), ExportOptions(out=tmp_path / "bundle", int8=True, calib=calib, log=lambda s: None))
+    assert not (tmp_path / "bundle").exists()
+
+    assert main(["qat", str(ckpt), "--gt-weight", "2", "--out", str(tmp_path / "q")]) == 1
+    assert "--gt-weight must be in [0, 1]" in capsys.readouterr().err
+    assert main(["qat", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "q")]) == 1
+    assert "missing.safetensors: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
