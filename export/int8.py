@@ -47,7 +47,8 @@ def export_int8(model, fp32: Path, folder: Path, files: Dict[str, str], images: 
     drop_of = drop_estimator(model, fp32, images.calib_set)
     with tempfile.TemporaryDirectory(prefix="%s%d-" % (WORK_PREFIX, os.getpid())) as work:  # pid: see clean_stale
         qat = (model.meta or {}).get("qat")
-        graphs, split_nodes = _candidate_graphs(fp32, Path(work), split=not qat)  # QAT trained the plain graph
+        # a QAT student was trained for the plain graph: no identity-split candidate to build
+        graphs, split_nodes = ({"plain": fp32}, []) if qat else _candidate_graphs(fp32, Path(work))
         plans = {g: (plan_qat(path, qat, images.calib_inputs, drop_of, log) if qat else
                      plan_int8(path, images.calib_inputs, drop_of, opts, g)) for g, path in graphs.items()}
         graph = min(plans, key=lambda g: plans[g].final_drop)
@@ -117,7 +118,7 @@ def drop_estimator(model, fp32: Path, calib_set) -> Callable[[Any], float]:
     return drop_of
 
 
-def _candidate_graphs(fp32: Path, work: Path, split: bool = True):
+def _candidate_graphs(fp32: Path, work: Path):
     """({"plain": fp32, ("identity-split": rewrite)}, the convolutions split): each is planned on its own."""
     import onnx
 
@@ -126,7 +127,7 @@ def _candidate_graphs(fp32: Path, work: Path, split: bool = True):
 
     graphs = {"plain": fp32}
     split_proto, split_nodes = split_identity(onnx.load(str(fp32)))
-    if split_nodes and split:
+    if split_nodes:
         graphs["identity-split"] = save_model(split_proto, work / "split.onnx")
     return graphs, split_nodes
 

@@ -61,15 +61,21 @@ def _strip_comments(src: str) -> str:
     return re.sub(r"//[^\n]*", " ", src)
 
 
+def _string_end(src: str, i: int) -> int:
+    """Index of the '"' closing the C++ string literal that opens at src[i] (escapes skipped)."""
+    j, n = i + 1, len(src)
+    while j < n and src[j] != '"':
+        j += 2 if src[j] == "\\" else 1
+    return j
+
+
 def _match(src: str, i: int, open_c: str, close_c: str) -> int:
     """Index just past the bracket closing the one at src[i] (string literals skipped)."""
     depth, j, n = 0, i, len(src)
     while j < n:
         c = src[j]
         if c == '"':
-            j += 1
-            while j < n and src[j] != '"':
-                j += 2 if src[j] == "\\" else 1
+            j = _string_end(src, j)
         elif c == open_c:
             depth += 1
         elif c == close_c:
@@ -86,9 +92,7 @@ def _statement_end(src: str, i: int) -> int:
     while j < n:
         c = src[j]
         if c == '"':
-            j += 1
-            while j < n and src[j] != '"':
-                j += 2 if src[j] == "\\" else 1
+            j = _string_end(src, j)
         elif c in "([{":
             depth += 1
         elif c in ")]}":

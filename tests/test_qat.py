@@ -63,7 +63,7 @@ def test_simulation_is_the_exported_qdq_graph(tmp_path):
 
     model = _student()
     x = _patches()
-    sim = QuantSim.build(model.module, calibrate_amax(model.module, [x])).eval()
+    sim = QuantSim(model.module, calibrate_amax(model.module, [x])).eval()
     fp32 = export_onnx(model, tmp_path / "model.onnx")
     from kdedge.distill.qat import FLOAT_NODES
 
@@ -91,7 +91,7 @@ def test_qat_refuses_students_it_cannot_simulate():
     from kdedge.distill.qat import QuantSim
 
     with pytest.raises(KdedgeError, match="anchor / repanchor"):
-        QuantSim.build(_student("espcn").module, {})
+        QuantSim(_student("espcn").module, {})
 
 
 @pytest.mark.slow

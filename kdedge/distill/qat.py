@@ -31,6 +31,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, List
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from kdedge.errors import KdedgeError
 
@@ -74,8 +76,6 @@ def _shared(amax: Dict[str, float]) -> Dict[str, float]:
 
 def fake_quant(x, amax):
     """Symmetric per-tensor INT8 quantize-dequantize with a learnable amax (straight-through rounding)."""
-    import torch
-
     scale = amax / 127.0
     q = torch.clamp(x / scale, QMIN, QMAX)
     return (q + (torch.round(q) - q).detach()) * scale
@@ -83,8 +83,6 @@ def fake_quant(x, amax):
 
 def fake_quant_weight(w):
     """Per-output-channel symmetric INT8 of a conv weight, scale max|w|/127 (ORT's, not learned)."""
-    import torch
-
     scale = w.detach().abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / 127.0
     q = torch.clamp(w / scale, -127, 127)
     return (q + (torch.round(q) - q).detach()) * scale
@@ -106,55 +104,41 @@ def _plain_anchor(module):
     return net.float().train()
 
 
-class QuantSim:
-    """Factory for the torch module that computes what the exported all-INT8 Q/DQ graph computes."""
+class QuantSim(torch.nn.Module):
+    """The fused student computing what the exported Q/DQ graph computes, with learnable ranges."""
 
-    @staticmethod
-    def build(module, amax: Dict[str, float], float_first_conv: bool = False):
-        import torch
-        import torch.nn.functional as F
-
-        from kdedge.models.students import _anchor
-
-        net = _plain_anchor(module)
-        names = _names(len(net.body), float_first_conv)
-        missing = [n for n in names if n not in amax]
+    def __init__(self, module, amax: Dict[str, float], float_first_conv: bool = False):
+        super().__init__()
+        self.net = _plain_anchor(module)
+        self.names = _names(len(self.net.body), float_first_conv)
+        missing = [n for n in self.names if n not in amax]
         if missing:
             raise KdedgeError("QAT ranges lack %s" % ", ".join(missing[:3]), fix="calibrate with `calibrate_amax` first")
+        # log-amax: positive by construction, and Adam steps are relative to the range
+        self.log_amax = torch.nn.Parameter(torch.tensor([math.log(amax[n]) for n in self.names], dtype=torch.float32))
+        self.float_first_conv = float_first_conv
 
-        class _Sim(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.net = net
-                # log-amax: positive by construction, and Adam steps are relative to the range
-                self.log_amax = torch.nn.Parameter(torch.tensor([math.log(amax[n]) for n in names], dtype=torch.float32))
-                self.names = names
-                self.float_first_conv = float_first_conv
+    def amax(self) -> Dict[str, float]:
+        return _shared(dict(zip(self.names, self.log_amax.detach().exp().tolist())))
 
-            def amax(self) -> Dict[str, float]:
-                return _shared(dict(zip(self.names, self.log_amax.detach().exp().tolist())))
+    def forward(self, x):
+        from kdedge.models.students import _anchor
 
-            def forward(self, x):
-                a = self.log_amax.exp()
-                q = {n: a[i] for i, n in enumerate(self.names)}
-                anchor = _anchor(x, self.net.scale)  # float: FLOAT_NODES
-                h = x if self.float_first_conv else fake_quant(x, q["lr"])
-                for i, m in enumerate(self.net.body):
-                    if isinstance(m, torch.nn.Conv2d):  # quantized on its ReLU's grid, which ReLU keeps
-                        w = m.weight if i == 0 and self.float_first_conv else fake_quant_weight(m.weight)
-                        h = F.conv2d(h, w, m.bias, padding=m.padding)
-                        h = F.relu(fake_quant(h, q["/net/body/body.%d/Relu_output_0" % (i + 1)]))
-                t = self.net.tail
-                y = F.conv2d(h, fake_quant_weight(t.weight), t.bias, padding=t.padding) + anchor
-                return F.pixel_shuffle(y, self.net.scale).clamp(0.0, 1.0)
-
-        return _Sim()
+        q = dict(zip(self.names, self.log_amax.exp()))
+        anchor = _anchor(x, self.net.scale)  # float: FLOAT_NODES
+        h = x if self.float_first_conv else fake_quant(x, q["lr"])
+        for i, m in enumerate(self.net.body):
+            if isinstance(m, torch.nn.Conv2d):  # quantized on its ReLU's grid, which ReLU keeps
+                w = m.weight if i == 0 and self.float_first_conv else fake_quant_weight(m.weight)
+                h = F.conv2d(h, w, m.bias, padding=m.padding)
+                h = F.relu(fake_quant(h, q["/net/body/body.%d/Relu_output_0" % (i + 1)]))
+        t = self.net.tail
+        y = F.conv2d(h, fake_quant_weight(t.weight), t.bias, padding=t.padding) + anchor
+        return F.pixel_shuffle(y, self.net.scale).clamp(0.0, 1.0)
 
 
 def calibrate_amax(module, batches, percentile: float = CALIB_PERCENTILE) -> Dict[str, float]:
     """Percentile of |x| per quantized tensor of the fused float network over `batches` (N, C, h, w)."""
-    import torch
-
     net = _plain_anchor(module).eval()
     seen: Dict[str, List[np.ndarray]] = {}
 
@@ -195,18 +179,15 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
     """QAT of `model` (an SRModel with an anchor-family module) on patches from `sampler`.
 
     `val_psnr(module) -> dB` scores a torch module on the validation split (never a test set). Returns
-    (sim, history, best_amax_state): the module at the best validation step, with its learned ranges.
+    (sim, history): the QuantSim at the best validation step, with its learned ranges.
     """
     import copy
-
-    import torch
-    import torch.nn.functional as F
 
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     to_t = lambda a: torch.from_numpy(a)  # noqa: E731
     calib = [to_t(sampler.sample(cfg.batch, rng)["lr"]) for _ in range(calib_batches)]
-    sim = QuantSim.build(model.module, calibrate_amax(model.module, calib), cfg.float_first_conv)
+    sim = QuantSim(model.module, calibrate_amax(model.module, calib), cfg.float_first_conv)
     fp32 = _plain_anchor(model.module).eval()
     for p in fp32.parameters():
         p.requires_grad_(False)
@@ -216,18 +197,19 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
     history = [{"step": 0, "val_psnr": val_psnr(sim.eval()), "val_psnr_fp32": val_psnr(sim.net.eval()), "seconds": 0.0}]
     log("QAT start: fake-quant validation %.4f dB (FP32 %.4f)" % (history[0]["val_psnr"], history[0]["val_psnr_fp32"]))
     best = (history[0]["val_psnr"], copy.deepcopy(sim.state_dict()))
+
+    def objective(y, hr, target):
+        return cfg.gt_weight * F.l1_loss(y, hr) + (1 - cfg.gt_weight) * F.l1_loss(y, target)
+
     t0 = time.time()
     for step in range(1, cfg.steps + 1):
         batch = sampler.sample(cfg.batch, rng)
         x, hr = to_t(batch["lr"]), to_t(batch["hr"])
         with torch.no_grad():
             target = fp32(x)
-        def objective(y):
-            return cfg.gt_weight * F.l1_loss(y, hr) + (1 - cfg.gt_weight) * F.l1_loss(y, target)
-
-        loss = objective(sim.train()(x))
+        loss = objective(sim.train()(x), hr, target)
         if cfg.fp32_weight:
-            loss = loss + cfg.fp32_weight * objective(sim.net(x))
+            loss = loss + cfg.fp32_weight * objective(sim.net(x), hr, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -242,11 +224,6 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
                 best = (v, copy.deepcopy(sim.state_dict()))
     sim.load_state_dict(best[1])
     return sim.eval(), history
-
-
-def as_srmodel(model, module):
-    """The SRModel `model` with another module (same scale, colour, range)."""
-    return replace(model, module=module)
 
 
 def save_qat_checkpoint(path, sim, model, history, cfg: QatConfig, val_fp32: float) -> None:
@@ -280,7 +257,6 @@ def load_student(spec: str):
     if not os.path.isfile(manifest):
         return load_model(spec)
     import onnx
-    import torch
     from onnx import numpy_helper
 
     from kdedge.models import create_model
@@ -311,31 +287,23 @@ def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int
     import json
     import os
 
-    from kdedge.checkpoint import atomic_write_bytes
-    from kdedge.distill.data import (EMBEDDED_VAL, PatchSampler, embedded_images, folder_images, make_sample,
-                                     make_val_pairs, validate_psnr)
+    from kdedge.common import atomic_write_bytes
+    from kdedge.distill.config import TrainConfig
+    from kdedge.distill.data import PatchSampler, make_sample, make_val_pairs, validate_psnr
+    from kdedge.distill.inputs import load_images
+
     model = load_student(checkpoint)
     if model.color != "y":
         raise KdedgeError("QAT supports Y students (got %s)" % model.color, fix="use a --color y student")
     _plain_anchor(model.module)  # fail before loading images
-    min_size = cfg.patch * model.scale
-    if data:
-        train = folder_images(list(data), model.scale, min_size)
-        n = min(val_holdout, len(train) - 1)
-        val, train = (train[-n:], train[:-n]) if n > 0 else (train[-1:], train)
-    else:
-        train = [im for im in embedded_images() if min(im.pixels.shape[:2]) >= min_size]
-        val = [im for im in train if im.name in EMBEDDED_VAL]
-        train = [im for im in train if im not in val]
-    if not train or not val:
-        raise KdedgeError("QAT needs training and validation images (found %d / %d)" % (len(train), len(val)),
-                          fix="give --data with more images, or lower --patch / --val-holdout")
+    # the trainer's split: the last `val_holdout` images of --data, or the embedded validation photos
+    train, val = load_images(TrainConfig(data=list(data), val_holdout=val_holdout, patch=cfg.patch, scale=model.scale))
     log("QAT: %d training images, %d validation images (%s)" % (len(train), len(val), ", ".join(i.name for i in val[:4])))
     sampler = PatchSampler([make_sample(im, model.scale, model.color) for im in train], [], cfg.patch, model.scale)
     pairs = make_val_pairs(val, model.scale)
-    score = lambda module: validate_psnr(as_srmodel(model, module), pairs)  # noqa: E731
-    fp32_psnr = score(_plain_anchor(model.module).eval())
+    score = lambda module: validate_psnr(replace(model, module=module), pairs)  # noqa: E731
     sim, history = finetune(model, sampler, score, cfg, log)
+    fp32_psnr = history[0]["val_psnr_fp32"]  # the fused student before fine-tuning
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "qat.safetensors")
     save_qat_checkpoint(path, sim, model, history, cfg, fp32_psnr)
