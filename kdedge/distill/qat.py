@@ -3,7 +3,7 @@
 Post-training quantization of the default student loses 0.05-0.07 dB in the symmetric INT8 form even
 with float layers chosen by measurement, and those float layers (the identity-split Adds of 16
 channels, the first conv) made its INT8 file slower than bf16 on OpenVINO (43 against 69 FPS model
-only at 960x540; the QAT graph: 60-69, benchmarks/results/openvino_cpu.md). QAT fine-tunes
+only at 960x540; the QAT graph: 60, benchmarks/experiments/results/qat_default.md). QAT fine-tunes
 the fused student with the ONNX Q/DQ simulated exactly, so that only the image-space residual
 (`FLOAT_NODES`, 4 channels at LR) stays float:
 

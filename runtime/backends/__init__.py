@@ -101,9 +101,9 @@ def choose_precision(bundle, backend: str, precision: Optional[str]) -> Choice:
 
         if "fp32" in bundle.precisions and cpu_has_bf16():
             # Measured (benchmarks/results/openvino_cpu.md): on a CPU with BF16 (AVX512-BF16/AMX) OpenVINO
-            # runs the FP32 file in bf16 as fast as the QAT INT8 U8S8 file (default_x2, 960x540 end to end:
-            # 52.2 vs 51.4 FPS), at a smaller loss (Set5 -0.003 dB vs -0.027; benchmarks/results/openvino_eval.md).
-            return Choice("bf16", "this CPU computes bf16 natively: measured as fast as INT8 and closer to FP32")
+            # runs the FP32 file in bf16 a little faster than the QAT INT8 U8S8 file (default_x2, 960x540 end
+            # to end: 50.1 vs 46.9 FPS), at a smaller loss (Set5 -0.003 dB vs -0.027; benchmarks/results/openvino_eval.md).
+            return Choice("bf16", "this CPU computes bf16 natively: measured faster than INT8 and closer to FP32")
         for prec in ("int8_u8s8", "int8"):
             if prec in bundle.precisions:
                 return Choice(prec, "OpenVINO's INT8 kernels: several times its FP32 on CPUs without bf16")
