@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the first conv in float (1 input channel, ~1.5%% of the MACs): the network sees the "
                              "input at 256 levels instead of symmetric INT8's 128")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="auto",
+                        help='"auto" (cuda if available), "cpu", "cuda", "cuda:1" (default: auto)')
 
 
 def run(args) -> int:
@@ -63,6 +65,9 @@ def run(args) -> int:
         raise KdedgeError("--fp32-weight must be >= 0 (got %g)" % args.fp32_weight, fix="e.g. --fp32-weight 0.5")
     if not 0.0 <= args.gt_weight <= 1.0:
         raise KdedgeError("--gt-weight must be in [0, 1] (got %g)" % args.gt_weight, fix="e.g. --gt-weight 0.5")
+    from kdedge.distill.trainer import resolve_device
+
+    device = resolve_device(args.device)  # a clear error when CUDA is asked for and absent
     if args.threads:
         import torch
 
@@ -70,7 +75,7 @@ def run(args) -> int:
     cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
                     gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
                     float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight)
-    summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout)
+    summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout, device=str(device))
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best", "val_psnr_fp32_at_best")}, indent=1))
     print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))
     return 0

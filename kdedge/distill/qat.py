@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kdedge.distill.stopper import Stopper
 from kdedge.errors import KdedgeError
 
 QMIN, QMAX = -128, 127  # int8 saturation of QuantizeLinear; symmetric scales use 127 (ORT: qmin=-127 for the scale)
@@ -143,7 +144,7 @@ def calibrate_amax(module, batches, percentile: float = CALIB_PERCENTILE) -> Dic
     seen: Dict[str, List[np.ndarray]] = {}
 
     def keep(name, t):
-        seen.setdefault(name, []).append(t.detach().abs().flatten().numpy())
+        seen.setdefault(name, []).append(t.detach().abs().flatten().cpu().numpy())
 
     with torch.no_grad():
         for x in batches:
@@ -175,7 +176,7 @@ class QatConfig:
 
 
 def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[str], None] = print,
-             calib_batches: int = 8):
+             calib_batches: int = 8, device: str = "cpu"):
     """QAT of `model` (an SRModel with an anchor-family module) on patches from `sampler`.
 
     `val_psnr(module) -> dB` scores a torch module on the validation split (never a test set). Returns
@@ -185,9 +186,10 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
 
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
-    to_t = lambda a: torch.from_numpy(a)  # noqa: E731
+    to_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    model = replace(model, module=model.module.to(device))
     calib = [to_t(sampler.sample(cfg.batch, rng)["lr"]) for _ in range(calib_batches)]
-    sim = QuantSim(model.module, calibrate_amax(model.module, calib), cfg.float_first_conv)
+    sim = QuantSim(model.module, calibrate_amax(model.module, calib), cfg.float_first_conv).to(device)
     fp32 = _plain_anchor(model.module).eval()
     for p in fp32.parameters():
         p.requires_grad_(False)
@@ -201,27 +203,35 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
     def objective(y, hr, target):
         return cfg.gt_weight * F.l1_loss(y, hr) + (1 - cfg.gt_weight) * F.l1_loss(y, target)
 
+    stopper = Stopper()  # SIGINT/SIGTERM: validate the step reached, keep the best so far, stop
     t0 = time.time()
-    for step in range(1, cfg.steps + 1):
-        batch = sampler.sample(cfg.batch, rng)
-        x, hr = to_t(batch["lr"]), to_t(batch["hr"])
-        with torch.no_grad():
-            target = fp32(x)
-        loss = objective(sim.train()(x), hr, target)
-        if cfg.fp32_weight:
-            loss = loss + cfg.fp32_weight * objective(sim.net(x), hr, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
-            v, vf = val_psnr(sim.eval()), val_psnr(sim.net.eval())
-            history.append({"step": step, "val_psnr": v, "val_psnr_fp32": vf, "loss": loss.item(),
-                            "seconds": round(time.time() - t0, 1)})
-            log("QAT step %d/%d: loss %.5f, validation fake-quant %.4f dB, FP32 %.4f dB (%.0f s)"
-                % (step, cfg.steps, loss.item(), v, vf, time.time() - t0))
-            if v > best[0]:
-                best = (v, copy.deepcopy(sim.state_dict()))
+    try:
+        for step in range(1, cfg.steps + 1):
+            batch = sampler.sample(cfg.batch, rng)
+            x, hr = to_t(batch["lr"]), to_t(batch["hr"])
+            with torch.no_grad():
+                target = fp32(x)
+            loss = objective(sim.train()(x), hr, target)
+            if cfg.fp32_weight:
+                loss = loss + cfg.fp32_weight * objective(sim.net(x), hr, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            stopping = stopper.signal is not None
+            if step % cfg.eval_interval == 0 or step == cfg.steps or stopping:
+                v, vf = val_psnr(sim.eval()), val_psnr(sim.net.eval())
+                history.append({"step": step, "val_psnr": v, "val_psnr_fp32": vf, "loss": loss.item(),
+                                "seconds": round(time.time() - t0, 1)})
+                log("QAT step %d/%d: loss %.5f, validation fake-quant %.4f dB, FP32 %.4f dB (%.0f s)"
+                    % (step, cfg.steps, loss.item(), v, vf, time.time() - t0))
+                if v > best[0]:
+                    best = (v, copy.deepcopy(sim.state_dict()))
+            if stopping:
+                log("QAT: %s received: stopped at step %d of %d, keeping the best step so far" % (stopper.signal, step, cfg.steps))
+                break
+    finally:
+        stopper.restore()
     sim.load_state_dict(best[1])
     return sim.eval(), history
 
@@ -240,7 +250,7 @@ def save_qat_checkpoint(path, sim, model, history, cfg: QatConfig, val_fp32: flo
            "config": asdict(cfg), "history": history, "val_psnr_fp32_start": val_fp32,
            "source": (model.meta or {}).get("checkpoint")}
     save_checkpoint(path, net, arch="anchor", model_args=args, scale=model.scale, color=model.color,
-                    step=cfg.steps, best_metric=max(h["val_psnr"] for h in history),
+                    step=history[-1]["step"], best_metric=max(h["val_psnr"] for h in history),
                     teacher=(model.meta or {}).get("teacher"), extra={"qat": qat})
 
 
@@ -282,7 +292,7 @@ def load_student(spec: str):
 
 
 def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int = 8,
-            log: Callable[[str], None] = print) -> Dict[str, object]:
+            log: Callable[[str], None] = print, device: str = "cpu") -> Dict[str, object]:
     """`kdedge qat`: load, split train/validation, fine-tune, write `out/qat.safetensors` + `out/qat.json`."""
     import json
     import os
@@ -302,7 +312,7 @@ def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int
     sampler = PatchSampler([make_sample(im, model.scale, model.color) for im in train], [], cfg.patch, model.scale)
     pairs = make_val_pairs(val, model.scale)
     score = lambda module: validate_psnr(replace(model, module=module), pairs)  # noqa: E731
-    sim, history = finetune(model, sampler, score, cfg, log)
+    sim, history = finetune(model, sampler, score, cfg, log, device=device)
     fp32_psnr = history[0]["val_psnr_fp32"]  # the fused student before fine-tuning
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, "qat.safetensors")

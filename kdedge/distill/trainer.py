@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from kdedge.distill.data import validate_psnr
 from kdedge.distill.footage import agreement_psnr
 from kdedge.distill.inputs import RunData, load_data
 from kdedge.distill.losses import loss_terms
+from kdedge.distill.stopper import Stopper
 from kdedge.distill.student import Student, build_student
 from kdedge.errors import KdedgeError, from_os_error
 
@@ -106,7 +105,7 @@ def train(cfg: TrainConfig, command: str = "distill") -> Dict[str, Any]:
                 shutil.rmtree(str(out), ignore_errors=True)
             raise
     finally:
-        _Stopper.restore_all()  # also after an exception in the loop
+        Stopper.restore_all()  # also after an exception in the loop
         ddp.cleanup(dist)
 
 
@@ -128,7 +127,7 @@ def _train(s: "_Session", resume_path: Optional[Path]) -> Dict[str, Any]:
     end = min(cfg.steps, cfg.stop_at) if cfg.stop_at > 0 else cfg.steps
     # SIGINT/SIGTERM: finish the step in progress, save last.safetensors, then stop (no step lost).
     # Not under DDP: every rank would have to agree on the stopping step first.
-    stopper = _Stopper(enabled=not dist.enabled)
+    stopper = Stopper(enabled=not dist.enabled)
     interrupted = None
     while p.step < end:
         if stopper.signal is not None:
@@ -314,33 +313,3 @@ def _checkpoint(s: _Session, st: Student, data: RunData, p: _Progress, path: Pat
         raise KdedgeError(err.message, fix="%s; then `kdedge %s --resume --out %s` continues from the last "
                                            "checkpoint saved (still intact)" % (err.fix or "fix the cause", s.command, s.out)) from exc
 
-class _Stopper:
-    """SIGINT/SIGTERM handlers that only record the signal (the loop stops at the next step boundary);
-    a second signal interrupts at once. Installed from the main thread only; `restore()` puts back
-    the previous handlers."""
-
-    def __init__(self, enabled: bool = True):
-        self.signal = None  # type: Optional[str]
-        self.old = {}  # type: Dict[int, Any]
-        if enabled and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.old[sig] = signal.signal(sig, self._handle)
-            _Stopper.active.append(self)
-
-    def _handle(self, signum, _frame) -> None:
-        if self.signal is not None:
-            raise KeyboardInterrupt  # a second signal: out now (the checkpoint of the last eval stays)
-        self.signal = signal.Signals(signum).name
-        print("\n%s received: finishing this step and saving a checkpoint (again to abort)" % self.signal, flush=True)
-
-    def restore(self) -> None:
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
-        self.old = {}
-
-    active = []  # type: List[_Stopper]
-
-    @classmethod
-    def restore_all(cls) -> None:
-        while cls.active:
-            cls.active.pop().restore()
