@@ -108,9 +108,12 @@ def test_qat_checkpoint_exports_with_its_learned_ranges(tmp_path):
     save_checkpoint(ckpt, model.module, arch="repanchor", model_args={"width": 8, "depth": 1}, scale=2, color="y")
     out = tmp_path / "qat"
     assert main(["qat", str(ckpt), "--out", str(out), "--steps", "4", "--eval-interval", "2",
-                 "--patch", "16", "--batch", "2"]) == 0
+                 "--patch", "16", "--batch", "2", "--graphics", "2", "--val-graphics", "1"]) == 0
     summary = json.loads((out / "qat.json").read_text())
     assert [h["step"] for h in summary["history"]] == [0, 2, 4]
+    # photos and synthetic graphics are validated apart: the graphics are where learned ranges clip
+    assert set(summary["val_by_subset"]) == {"photos", "graphics"}
+    assert all(np.isfinite(v["fp32"]) and np.isfinite(v["int8"]) for v in summary["val_by_subset"].values())
     amax = read_header(out / "qat.safetensors")["qat"]["activation_amax"]
 
     calib = tmp_path / "calib"
@@ -167,6 +170,8 @@ def test_bad_qat_input_names_the_problem(tmp_path, capsys):
 
     assert main(["qat", str(ckpt), "--gt-weight", "2", "--out", str(tmp_path / "q")]) == 1
     assert "--gt-weight must be in [0, 1]" in capsys.readouterr().err
+    assert main(["qat", str(ckpt), "--graphics", "-1", "--out", str(tmp_path / "q")]) == 1
+    assert "--graphics and --val-graphics count images" in capsys.readouterr().err
     assert main(["qat", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "q")]) == 1
     assert "missing.safetensors: no such file" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()

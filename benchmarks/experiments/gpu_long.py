@@ -12,7 +12,7 @@ never off Set5 or Set14.
     # the call's 64 MiB; `--pack` writes them, pixel-identical, into DIR)
     python benchmarks/experiments/gpu_long.py --pack .gpudata                       # here, once
     python benchmarks/experiments/gpu_long.py --data .gpudata --out $OUT --budget 540 # there
-    python benchmarks/experiments/gpu_long.py --report runs/gpu_long                # here, afterwards
+    python benchmarks/experiments/gpu_long.py --report runs/gpu1/gpu_long           # here, from the unpacked archive
 
 The runs (all `repanchor`, RepVGG branches, batch 64, 48 px LR patches, AdamW 1e-3 cosine to 1e-5,
 EMA 0.999, FP32 with TF32 off): 16x5 (12,240 MACs/LR px) distilled from IMDN x2 (0.5 GT + 0.5 cached
@@ -203,6 +203,108 @@ def pack_data(dest: str) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- the report (development machine)
+
+def _evaluate(spec: str, folders) -> dict:
+    from kdedge.evaluate import evaluate, load_upscaler
+
+    up = load_upscaler(spec, scale=2)
+    return {name: round(evaluate(up, folder, progress=False)["psnr_y"], 3) for name, folder in folders.items()}
+
+
+def _metrics(run: Path) -> dict:
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    vals = [float(r["val_psnr"]) for r in rows if r.get("val_psnr")]
+    return {"steps": int(rows[-1]["step"]), "seconds": float(rows[-1]["seconds"]), "ms_per_step": round(step_ms(run / "metrics.csv"), 1),
+            "val_last": vals[-1], "val_best": max(vals)}
+
+
+def report(root: Path, calendar: Path) -> int:
+    """Score every run's last checkpoint on Set5/Set14 (once, for the report) and the Vid4 calendar
+    clip (every 4th frame: a set neither training nor the test sets touch), export each QAT checkpoint
+    with INT8 and read its accuracy rows, and write benchmarks/experiments/results/gpu_long.{json,md}."""
+    import tempfile
+
+    test = SHARED / "data" / "test"
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = sorted(calendar.glob("*.png"))[::4]
+        for f in frames:
+            os.symlink(str(f), os.path.join(tmp, f.name))
+        folders = {"Set5": test / "Set5", "Set14": test / "Set14", "calendar/4": Path(tmp)}
+        runs_ = {}
+        for run in sorted((root / "runs").iterdir()):
+            runs_[run.name] = dict(_metrics(run), **_evaluate(str(run / "last.safetensors"), folders))
+            log("%s %s" % (run.name, runs_[run.name]))
+        runs_["shipped default (CPU, 16x4, 60k steps x 16)"] = _evaluate(str(REPO / "kdedge" / "assets" / "student_x2.safetensors"), folders)
+    qat = {}
+    for q in sorted((root / "qat").iterdir()):
+        summary = json.loads((q / "qat.json").read_text())
+        bundle = q / "bundle"
+        if not (bundle / "manifest.json").is_file():
+            subprocess.run([sys.executable, "-m", "kdedge", "export", str(q / "qat.safetensors"), "--int8", "--u8s8", "--out", str(bundle),
+                            "--overwrite", "--report", str(test / "Set5"), "--report", str(test / "Set14")],
+                           check=True, cwd=str(REPO), stdout=subprocess.DEVNULL)
+        rows = json.loads((bundle / "manifest.json").read_text())["accuracy"]["rows"]
+        test_rows = {"%s %s" % (Path(str(r["dataset"])).name, r["precision"]): (r["psnr_vs_gt"], r["drop_db"])
+                     for r in rows if Path(str(r.get("dataset", ""))).name in ("Set5", "Set14") and r.get("backend", "ort-cpu") == "ort-cpu"}
+        qat[q.name] = {"val_fp32": summary["val_psnr_fp32"], "val_int8_best": summary["val_psnr_int8_best"],
+                       "val_drop": round(summary["val_psnr_fp32"] - summary["val_psnr_int8_best"], 4),
+                       "steps": summary["history"][-1]["step"], "seconds": summary["history"][-1]["seconds"], "test": test_rows}
+        log("%s %s" % (q.name, qat[q.name]))
+    result = {"runs": runs_, "qat": qat, "pairs": _pairs(runs_)}
+    out = HERE / "results" / "gpu_long"
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    log("wrote %s and .md" % out.with_suffix(".json"))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Long schedules on a lent H200 (issue 14, session 5)", "",
+             "Command on the GPU machine: `python3 benchmarks/experiments/gpu_long.py --data .gpudata --out $OUT --budget 525"
+             " --pytest ...` (one call, 507 s); here: `python benchmarks/experiments/gpu_long.py --report runs/gpu1/gpu_long`.",
+             "All seven runs shared the one GPU at once, one process and one CPU core each. Test sets scored once, on each"
+             " run's last checkpoint (never selected on them); validation = the last 8 BSD200 images (held out of training);"
+             " calendar/4 = every 4th frame of Vid4 calendar (in neither training nor the test sets). Y-PSNR, standard protocol,"
+             " grey `bridge` as Y.", "",
+             "| run | steps x batch 64 | ms/step | validation | Set5 x2 | Set14 x2 | calendar/4 |", "|---|---|---|---|---|---|---|"]
+    for name, r in result["runs"].items():
+        lines.append("| %s | %s | %s | %s | %.3f | %.3f | %.3f |" % (
+            name, r.get("steps", "-"), r.get("ms_per_step", "-"), "%.3f" % r["val_last"] if "val_last" in r else "-",
+            r["Set5"], r["Set14"], r["calendar/4"]))
+    lines += ["", "Distilled minus twin (same recipe, steps and seed), per seed, then mean +- half the range:", "",
+              "| teacher labels | validation | Set5 | Set14 | calendar/4 |", "|---|---|---|---|---|"]
+    for variant, label in (("kd", "IMDN x2 output (0.5 GT + 0.5 teacher)"), ("kdhr", "same + teacher labels on HR-as-LR (25% of each batch)")):
+        d = result["pairs"].get(variant, {})
+        lines.append("| %s | %s |" % (label, " | ".join("%s -> %+.3f +- %.3f" % (", ".join("%+.3f" % v for v in d[k]["per_seed"]), d[k]["mean"],
+                                                                                    d[k]["half_range"]) for k in ("val_last", "Set5", "Set14", "calendar/4"))))
+    lines += ["", "QAT on the GPU (`kdedge qat best.safetensors --float-first-conv`, 5000 steps, batch 16), exported with"
+              " `--int8 --u8s8`; drop = the bundle's FP32 minus the row (ONNX Runtime CPU):", "",
+              "| run | validation drop | Set5 FP32 | Set5 INT8 drop | Set5 U8S8 drop | Set14 FP32 | Set14 INT8 drop | Set14 U8S8 drop | QAT s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, q in result["qat"].items():
+        t = q["test"]
+        lines.append("| %s | %.4f | %.3f | %.4f | %.4f | %.3f | %.4f | %.4f | %.0f |" % (
+            name, q["val_drop"], t["Set5 fp32"][0], t["Set5 int8"][1], t["Set5 int8_u8s8"][1], t["Set14 fp32"][0],
+            t["Set14 int8"][1], t["Set14 int8_u8s8"][1], q["seconds"]))
+    return "\n".join(lines) + "\n"
+
+
+def _pairs(runs_: dict) -> dict:
+    """Distilled minus twin, per seed, and the mean and half-range over seeds."""
+    out = {}
+    for variant in ("kd", "kdhr"):
+        diffs = {}
+        for key in ("val_last", "Set5", "Set14", "calendar/4"):
+            d = [round(runs_["d5_%s_s%d" % (variant, s)][key] - runs_["d5_twin_s%d" % s][key], 3) for s in (0, 1)
+                 if "d5_%s_s%d" % (variant, s) in runs_ and "d5_twin_s%d" % s in runs_]
+            if d:
+                diffs[key] = {"per_seed": d, "mean": round(sum(d) / len(d), 3), "half_range": round((max(d) - min(d)) / 2, 3)}
+        out[variant] = diffs
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -216,9 +318,18 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--only", nargs="+", help="run only these names")
     ap.add_argument("--pytest", nargs="*", default=[], help="test files to run beside the training")
+    ap.add_argument("--report", metavar="RUNS", help="score an unpacked archive's runs here (test sets, calendar, QAT exports)")
+    ap.add_argument("--markdown-only", action="store_true", help="with --report: rewrite the .md from the .json, scoring nothing")
+    ap.add_argument("--calendar", default=str(SHARED / "data" / "video" / "calendar"), help="Vid4 calendar frames (for --report)")
     args = ap.parse_args()
     if args.pack:
         return pack_data(args.pack)
+    if args.report:
+        if args.markdown_only:
+            result = json.loads((HERE / "results" / "gpu_long.json").read_text())
+            (HERE / "results" / "gpu_long.md").write_text(markdown(result))
+            return 0
+        return report(Path(args.report), Path(args.calendar))
     return on_device(args)
 
 

@@ -3,10 +3,14 @@
     python benchmarks/experiments/qat_recipe.py --source kdedge/assets/student_x2.safetensors --name default \
         --lrs 1e-4 3e-4 --float-first-conv both --steps 5000 --parallel
     python benchmarks/experiments/qat_recipe.py --source kdedge/assets/fast_x2 --name fast --lrs 3e-4 1e-3
+    python benchmarks/experiments/qat_recipe.py --source kdedge/assets/student_x2.safetensors --name default \
+        --lrs 1e-4 --float-first-conv on --graphics 0 32 96 --parallel --out-name qat_graphics
 
 1. `kdedge qat SOURCE --lr LR [--float-first-conv]` per recipe (T91 + BSD200, the last 8 images held out for
    validation; skipped when the run folder already has qat.json);
-2. the recipe with the best fake-quant validation PSNR is chosen (validation split, never a test set);
+2. the recipe with the best fake-quant validation PSNR is chosen (validation split, never a test set): the
+   mean of its two subsets, the held-out photos and 8 synthetic text-and-graphics images (`kdedge qat`
+   validates on both; for runs written before it did, the subsets are scored here from qat.safetensors);
 3. only that one is exported (`kdedge export --int8 --u8s8 --fp16 --report Set5 --report Set14`), and
    its Set5 / Set14 rows are written next to those of the bundle shipped before it (post-training
    INT8), into experiments/results/qat_<name>.{json,md}.
@@ -26,9 +30,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _qat(source: str, run: Path, recipe, args) -> subprocess.Popen:
-    lr, ffc, w = recipe
+    lr, ffc, w, g = recipe
     cmd = [sys.executable, "-m", "kdedge", "qat", source, "--out", str(run), "--lr", "%g" % lr, "--fp32-weight", "%g" % w,
-           "--steps", str(args.steps), "--eval-interval", str(args.eval_interval), "--threads", "1"]
+           "--steps", str(args.steps), "--eval-interval", str(args.eval_interval), "--threads", "1", "--graphics", str(g)]
     if ffc:
         cmd.append("--float-first-conv")
     for d in args.data:
@@ -36,6 +40,33 @@ def _qat(source: str, run: Path, recipe, args) -> subprocess.Popen:
     print("$", " ".join(cmd), flush=True)
     log = open(str(run) + ".log", "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+
+
+def _by_subset(run: Path, source: str) -> dict:
+    """FP32 (the source) and INT8 (the kept step) validation PSNR on the photos and on the synthetic graphics,
+    for a qat.json written before `kdedge qat` reported them (the same split and images it uses)."""
+    from dataclasses import replace
+
+    from kdedge.checkpoint import read_header
+    from kdedge.data.synthetic import graphics_images
+    from kdedge.distill.config import TrainConfig
+    from kdedge.distill.data import Image, make_val_pairs, validate_psnr
+    from kdedge.distill.inputs import load_images
+    from kdedge.distill.qat import FIRST_CONV, GRAPHICS_VAL_SEED, QuantSim, _plain_anchor, load_student
+
+    qat = read_header(run / "qat.safetensors")["qat"]
+    summary = json.loads((run / "qat.json").read_text())
+    model = load_student(source)
+    sim = QuantSim(load_student(str(run / "qat.safetensors")).module, qat["activation_amax"], FIRST_CONV in qat["float_nodes"])
+    n = len(summary["val_images"])
+    _, val = load_images(TrainConfig(data=[str(SHARED / "data" / "train" / d) for d in ("T91", "BSD200")], val_holdout=n))
+    gfx = [Image("graphics-val/%d" % i, px) for i, px in enumerate(graphics_images(8, seed=GRAPHICS_VAL_SEED))]
+    out = {}
+    for name, images in (("photos", val), ("graphics", gfx)):
+        pairs = make_val_pairs(images, model.scale)
+        out[name] = {"fp32": round(validate_psnr(replace(model, module=_plain_anchor(model.module).eval()), pairs), 4),
+                     "int8": round(validate_psnr(replace(model, module=sim.eval()), pairs), 4)}
+    return out
 
 
 def _rows(manifest: dict) -> dict:
@@ -60,13 +91,17 @@ def main(argv=None) -> int:
                     help="recipes with the first conv in float (kdedge qat --float-first-conv), without, or both")
     ap.add_argument("--fp32-weights", type=float, nargs="+", default=[0.5],
                     help="kdedge qat --fp32-weight values to compare (0: the quantized graph's loss only)")
+    ap.add_argument("--graphics", type=int, nargs="+", default=[0],
+                    help="kdedge qat --graphics values to compare (synthetic text/graphics images in the training patches)")
+    ap.add_argument("--out-name", default="", help="results file stem (default qat_<name>)")
     ap.add_argument("--runs", default="runs/qat", help="parent of the run folders")
     ap.add_argument("--parallel", action="store_true", help="run the recipes at once (one thread each)")
     args = ap.parse_args(argv)
 
     ffcs = {"off": [False], "on": [True], "both": [False, True]}[args.float_first_conv]
-    recipes = [(lr, ffc, w) for w in args.fp32_weights for ffc in ffcs for lr in args.lrs]
-    runs = {r: REPO / args.runs / ("%s_lr%g%s_w%g" % (args.name, r[0], "_ffc" if r[1] else "", r[2])) for r in recipes}
+    recipes = [(lr, ffc, w, g) for g in args.graphics for w in args.fp32_weights for ffc in ffcs for lr in args.lrs]
+    runs = {r: REPO / args.runs / ("%s_lr%g%s_w%g%s" % (args.name, r[0], "_ffc" if r[1] else "", r[2], "_g%d" % r[3] if r[3] else ""))
+            for r in recipes}
     t0 = time.time()
     procs = []
     for r in [r for r in recipes if not (runs[r] / "qat.json").is_file()]:
@@ -77,7 +112,10 @@ def main(argv=None) -> int:
     if any(p.wait() != 0 for p in procs):
         raise SystemExit("a kdedge qat run failed: see the .log files under %s" % (REPO / args.runs))
     summaries = {r: json.loads((runs[r] / "qat.json").read_text()) for r in recipes}
-    best = max(recipes, key=lambda r: summaries[r]["val_psnr_int8_best"])
+    for r, s in summaries.items():
+        if "val_by_subset" not in s:
+            s["val_by_subset"] = _by_subset(runs[r], args.source)
+    best = max(recipes, key=lambda r: sum(v["int8"] for v in summaries[r]["val_by_subset"].values()))
     bundle = runs[best] / "bundle"
     if not (bundle / "manifest.json").is_file():
         cmd = [sys.executable, "-m", "kdedge", "export", str(runs[best] / "qat.safetensors"), "--int8", "--u8s8", "--fp16",
@@ -88,15 +126,17 @@ def main(argv=None) -> int:
     new = _rows(json.loads((bundle / "manifest.json").read_text()))
     old = _rows(json.loads((REPO / "kdedge" / "assets" / ("%s_x2" % args.name) / "manifest.json").read_text()))
     result = {"command": "python benchmarks/experiments/qat_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1], "fp32_weight": best[2]},
+              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1], "fp32_weight": best[2], "graphics": best[3]},
               "minutes": round((time.time() - t0) / 60, 1),
               "validation": {runs[r].name: {k: s[k] for k in ("val_images", "val_psnr_fp32", "val_psnr_int8_start",
-                                                              "val_psnr_int8_best", "history")} for r, s in summaries.items()},
+                                                              "val_psnr_int8_best", "val_by_subset", "history")}
+                             for r, s in summaries.items()},
               "test_rows_qat": {"|".join(k): v for k, v in new.items()}, "test_rows_shipped_before": {"|".join(k): v for k, v in old.items()}}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / ("qat_%s.json" % args.name)).write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / ("qat_%s.md" % args.name)).write_text(_markdown(result, args, new, old, summaries, best))
-    print("wrote", RESULTS / ("qat_%s.md" % args.name))
+    stem = args.out_name or "qat_%s" % args.name
+    (RESULTS / (stem + ".json")).write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / (stem + ".md")).write_text(_markdown(result, args, new, old, summaries, best))
+    print("wrote", RESULTS / (stem + ".md"))
     return 0
 
 
@@ -108,15 +148,17 @@ def _markdown(result, args, new, old, summaries, best) -> str:
              % (result["command"], result["minutes"]), "",
              "## Recipe choice on validation (%d held-out training images: %s)" % (len(s0["val_images"]), ", ".join(s0["val_images"])), "",
              "Fake-quant PSNR-Y of the all-INT8 simulation (= the exported symmetric Q/DQ graph), standard protocol.", "",
-             "| weight lr | first conv | FP32 loss weight | FP32 at start | INT8 at start (calibrated) | INT8 best | at step "
-             "| drop at best vs FP32 at start | FP32 of the weights at that step | training s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "Two validation subsets: the held-out photos and 8 synthetic text-and-graphics images"
+             " (`kdedge.data.synthetic`, seed %d). FP32 = the student QAT started from; INT8 = the step kept." % 999, "",
+             "| weight lr | first conv | FP32 loss weight | graphics in training | photos FP32 | photos INT8 | drop "
+             "| graphics FP32 | graphics INT8 | drop | kept step | training s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r, s in summaries.items():
         h = max(s["history"], key=lambda row: row["val_psnr"])
-        lines.append("| %g%s | %s | %g | %.4f | %.4f | %.4f | %d | %.4f | %s | %.0f |" % (
-            r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], s["val_psnr_fp32"],
-            s["val_psnr_int8_start"], s["val_psnr_int8_best"], h["step"], s["val_psnr_fp32"] - s["val_psnr_int8_best"],
-            "%.4f" % h["val_psnr_fp32"] if "val_psnr_fp32" in h else "not measured", s["history"][-1]["seconds"]))
+        p, g = s["val_by_subset"]["photos"], s["val_by_subset"]["graphics"]
+        lines.append("| %g%s | %s | %g | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %d | %.0f |" % (
+            r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], r[3], p["fp32"], p["int8"],
+            p["fp32"] - p["int8"], g["fp32"], g["int8"], g["fp32"] - g["int8"], h["step"], s["history"][-1]["seconds"]))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
               "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped before QAT (post-training INT8,",
               "float layers chosen by sensitivity).", "",

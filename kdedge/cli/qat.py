@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--float-first-conv", action="store_true", default=False,
                         help="keep the first conv in float (1 input channel, ~1.5%% of the MACs): the network sees the "
                              "input at 256 levels instead of symmetric INT8's 128")
+    parser.add_argument("--graphics", type=int, default=d.graphics, metavar="N",
+                        help="synthetic text/graphics images (512 px) added to the training patches, so that the learned "
+                             "ranges do not clip sharp saturated edges (slides, screens, signs) (default %d)" % d.graphics)
+    parser.add_argument("--val-graphics", type=int, default=d.val_graphics, metavar="N",
+                        help="synthetic graphics images (another seed) in the validation split (default %d)" % d.val_graphics)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="auto",
                         help='"auto" (cuda if available), "cpu", "cuda", "cuda:1" (default: auto)')
@@ -59,6 +64,8 @@ def run(args) -> int:
     from kdedge.distill.qat import QatConfig, run_qat
     from kdedge.errors import KdedgeError
 
+    if args.graphics < 0 or args.val_graphics < 0:
+        raise KdedgeError("--graphics and --val-graphics count images: they must be >= 0", fix="e.g. --graphics 32")
     if args.steps < 1 or args.batch < 1 or args.patch < 8 or args.eval_interval < 1:
         raise KdedgeError("--steps, --batch, --eval-interval must be >= 1 and --patch >= 8", fix="check the numbers")
     if args.fp32_weight < 0:
@@ -74,7 +81,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
                     gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
-                    float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight)
+                    float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight,
+                    graphics=args.graphics, val_graphics=args.val_graphics)
     summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout, device=str(device))
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best", "val_psnr_fp32_at_best")}, indent=1))
     print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))
