@@ -8,12 +8,13 @@
 
 1. `kdedge qat SOURCE --lr LR [--float-first-conv]` per recipe (T91 + BSD200, the last 8 images held out for
    validation; skipped when the run folder already has qat.json);
-2. the recipe with the best fake-quant validation PSNR is chosen (validation split, never a test set): the
-   mean of its two subsets, the held-out photos and 8 synthetic text-and-graphics images (`kdedge qat`
-   validates on both; for runs written before it did, the subsets are scored here from qat.safetensors);
+2. the recipe is chosen on validation (never a test set): two subsets, the held-out photos and 8 synthetic
+   text-and-graphics images (`kdedge qat` validates on both; for runs written before it did, the subsets
+   are scored here from qat.safetensors), and the recipe kept is the one whose INT8 drop against the FP32
+   it started from is smallest on its worse subset;
 3. only that one is exported (`kdedge export --int8 --u8s8 --fp16 --report Set5 --report Set14`), and
-   its Set5 / Set14 rows are written next to those of the bundle shipped before it (post-training
-   INT8), into experiments/results/qat_<name>.{json,md}.
+   its Set5 / Set14 rows are written next to those of the bundle shipped when it runs (kdedge/assets/<name>_x2),
+   into experiments/results/qat_<name>.{json,md} (or --out-name).
 """
 from __future__ import annotations
 
@@ -115,7 +116,10 @@ def main(argv=None) -> int:
     for r, s in summaries.items():
         if "val_by_subset" not in s:
             s["val_by_subset"] = _by_subset(runs[r], args.source)
-    best = max(recipes, key=lambda r: sum(v["int8"] for v in summaries[r]["val_by_subset"].values()))
+    # the recipe whose INT8 stays closest to the FP32 it started from on its worse subset: the issue asks for
+    # INT8 within a fixed drop of FP32 on any content, and a mean PSNR would reward the weights learning the
+    # synthetic graphics better in float (96 graphics images: +0.10 dB on them) over a smaller drop on photos
+    best = min(recipes, key=lambda r: max(v["fp32"] - v["int8"] for v in summaries[r]["val_by_subset"].values()))
     bundle = runs[best] / "bundle"
     if not (bundle / "manifest.json").is_file():
         cmd = [sys.executable, "-m", "kdedge", "export", str(runs[best] / "qat.safetensors"), "--int8", "--u8s8", "--fp16",
@@ -160,8 +164,8 @@ def _markdown(result, args, new, old, summaries, best) -> str:
             r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], r[3], p["fp32"], p["int8"],
             p["fp32"] - p["int8"], g["fp32"], g["int8"], g["fp32"] - g["int8"], h["step"], s["history"][-1]["seconds"]))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
-              "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped before QAT (post-training INT8,",
-              "float layers chosen by sensitivity).", "",
+              "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped when this ran",
+              "(kdedge/assets/%s_x2)." % args.name, "",
               "| set | backend | precision | QAT bundle PSNR | drop | before: PSNR | drop |", "|---|---|---|---|---|---|---|"]
     for key in sorted(new, key=lambda k: (k[0] != "Set5", k[1], k[2])):
         o = old.get(key)

@@ -8,14 +8,19 @@ carries the learned ranges; `kdedge export` puts them into the INT8 files instea
 Only the image-space residual (and, with --float-first-conv, the 1-channel first conv) stays float:
 no identity-split Adds, the graph OpenVINO runs 1.4x faster than the post-training one.
 
-Validation (for picking the best step) is a split of the training images, never a test set:
-the last --val-holdout images of --data (or scikit-image's `coffee` and `camera` without --data).
+Photos alone teach ranges that clip sharp saturated edges (slides, screens, signs): --graphics adds
+OpenCV-drawn text-and-graphics images to the training patches (32 by default).
+
+Validation (for picking the best step) is never a test set: the last --val-holdout images of --data
+(or scikit-image's `coffee` and `camera` without --data) plus --val-graphics synthetic images drawn
+with a seed no training run uses; qat.json reports both subsets apart.
 
 examples:
   kdedge qat runs/distill/last.safetensors --out runs/qat/                 # embedded images, ~10 min on 2 cores
   kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \\
       --data ../shared/data/train/BSD200 --float-first-conv --out runs/qat_default/   # the shipped default's recipe
-  kdedge qat kdedge/assets/fast_x2 --lr 3e-4 --data ...                    # a bundle folder as the starting point
+  kdedge qat kdedge/assets/fast_x2 --lr 3e-4 --graphics 0 --data ...       # a bundle folder as the starting point (the fast recipe)
+  kdedge qat CKPT --device cuda ...                                       # on a GPU; Ctrl-C keeps the best step so far
   kdedge export runs/qat_default/qat.safetensors --int8 --u8s8 --out bundle/
 """
 from __future__ import annotations
