@@ -76,6 +76,28 @@ def test_unlabeled_mix_and_mask():
     assert batch["has_hr"].tolist() == [1.0] * 6 + [0.0] * 2
 
 
+def test_device_patches_are_the_numpy_patches():
+    """The GPU path (kdedge.distill.device_patches) cuts, flips and rotates exactly what the numpy sampler
+    does from the same draws, ground truth, teacher labels and unlabelled placeholders included (run here
+    on the CPU device: the indexing is the same code on CUDA)."""
+    from kdedge.distill.device_patches import DevicePatches
+
+    labelled = [make_sample(_image(i), 2, "y") for i in range(3)]
+    unlabeled = [make_sample(_image(5), 2, "y", with_hr=False)]
+    TeacherCache(_nearest_teacher(), "y").fill(labelled + unlabeled, progress=False)
+    for need_teacher in (True, False):
+        sampler = PatchSampler(labelled, unlabeled if need_teacher else [], 6, 2,
+                               unlabeled_ratio=0.25 if need_teacher else 0.0, need_teacher=need_teacher)
+        want = sampler.sample(24, np.random.default_rng(4))
+        got = DevicePatches(sampler, "cpu").sample(24, np.random.default_rng(4))
+        assert set(got) == set(want)
+        for key in want:
+            assert np.array_equal(got[key].numpy(), want[key]), key
+    assert len({d[4] for d in sampler.draw(24, np.random.default_rng(4))}) >= 6  # the batch spans the flips/rotations
+    with pytest.raises(ValueError, match="teacher's RGB input"):
+        DevicePatches(PatchSampler(labelled, [], 6, 2, need_teacher_input=True), "cpu")
+
+
 def test_disk_cache_is_reused_and_keyed_by_teacher(tmp_path):
     samples = [make_sample(_image(i), 2, "y") for i in range(2)]
     teacher = _nearest_teacher()

@@ -144,20 +144,29 @@ class PatchSampler:
         self.need_teacher = need_teacher
         self.need_teacher_input = need_teacher_input
 
-    def sample(self, batch: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
-        """A batch dict of float32 arrays: lr, hr, has_hr, and teacher / teacher_input when asked for."""
-        p, s = self.patch, self.scale
+    def draw(self, batch: int, rng: np.random.Generator) -> List[Tuple[Sample, bool, int, int, int]]:
+        """The random part of a batch: (sample, labelled, y, x, k) per patch, LR top-left corner and one of
+        the 8 flips/rotations. `sample` crops these on the CPU; kdedge.distill.device_patches on the GPU."""
+        p = self.patch
         n_unl = int(round(batch * self.unlabeled_ratio))
         picks: List[Tuple[Sample, bool]] = []
         for (samples, weights), count in zip(self.sources, (batch - n_unl, n_unl)):
             if count:
                 for i in rng.choice(len(samples), size=count, p=weights):
                     picks.append((samples[i], samples[i].hr is not None))
-        lr, hr, has_hr, teacher, tin = [], [], [], [], []
+        draws = []
         for sample, labelled in picks:
             h, w = sample.lr.shape[1:]
             y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
-            k = int(rng.integers(0, _DIHEDRAL))
+            draws.append((sample, labelled, y, x, int(rng.integers(0, _DIHEDRAL))))
+        return draws
+
+    def sample(self, batch: int, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        """A batch dict of float32 arrays: lr, hr, has_hr, and teacher / teacher_input when asked for."""
+        p, s = self.patch, self.scale
+        draws = self.draw(batch, rng)
+        lr, hr, has_hr, teacher, tin = [], [], [], [], []
+        for sample, labelled, y, x, k in draws:
             lr.append(_augment(sample.lr[:, y:y + p, x:x + p], k))
             t = None
             if sample.teacher is not None and self.need_teacher:
@@ -176,7 +185,7 @@ class PatchSampler:
             "has_hr": np.array(has_hr, dtype=np.float32),
         }
         if self.need_teacher:
-            if len(teacher) != len(picks):
+            if len(teacher) != len(draws):
                 raise RuntimeError("teacher labels missing for some samples (cache not filled)")
             out["teacher"] = np.ascontiguousarray(np.stack(teacher))
         if self.need_teacher_input:

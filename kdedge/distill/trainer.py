@@ -121,6 +121,7 @@ def _train(s: "_Session", resume_path: Optional[Path]) -> Dict[str, Any]:
     # ---- the loop -------------------------------------------------------------------------------
     rng = np.random.default_rng([cfg.seed, dist.rank, p.step])
     per_rank = cfg.batch // dist.world_size
+    patches = _patch_source(data, s.device)
     bar = _progress_bar(cfg.steps, p.step, s.command) if main and cfg.progress else None
     p.t_start = p.t_log = time.time()
     st.module.train()
@@ -136,7 +137,7 @@ def _train(s: "_Session", resume_path: Optional[Path]) -> Dict[str, Any]:
         lr = lr_at(p.step, cfg)
         for g in st.optimizer.param_groups:
             g["lr"] = lr
-        batch = {k: torch.from_numpy(v).to(s.device) for k, v in data.sampler.sample(per_rank, rng).items()}
+        batch = patches(per_rank, rng)
         terms = _step(s, st, model, data, batch, p.step)  # forward, losses, backward, optimizer, EMA
         p.step += 1
         p.since_log += 1
@@ -212,6 +213,17 @@ def _parallel(s: _Session, module: torch.nn.Module) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(module, device_ids=[s.dist.local_rank] if s.device.type == "cuda" else None)
+
+
+def _patch_source(data: RunData, device: torch.device):
+    """(batch, rng) -> dict of tensors on `device`. On a GPU the patches are cut there (DevicePatches: the
+    same draws and patches, without a per-patch Python loop and host copies; not executed on the
+    development machines, which have no GPU). On a CPU the numpy crops are faster than indexing."""
+    if device.type == "cuda" and not data.sampler.need_teacher_input:
+        from kdedge.distill.device_patches import DevicePatches
+
+        return DevicePatches(data.sampler, device).sample
+    return lambda n, rng: {k: torch.from_numpy(v).to(device) for k, v in data.sampler.sample(n, rng).items()}
 
 
 def _progress_bar(total: int, initial: int, command: str):
