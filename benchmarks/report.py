@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from common import HERE, REPO, read_json, results_dir
+from kdedge.common import sha256_file
 
 PUBLISHED_SOURCE = ("published Y-PSNR as listed in ../shared/weights/README.md (bicubic: the standard table; "
                     "FSRCNN: Dong et al. ECCV 2016, the paper's network, not OpenCV's .pb; IMDN: Hui et al. 2019; "
@@ -79,7 +80,10 @@ def speed_section(sp: Dict, peak: Dict) -> str:
     head += ["GMAC/s (%s, model)" % (sizes[-1] if sizes else ""), "% of CPU peak"]
     rows = []
     for r in sp.get("rows", []):
-        line = [r["label"], r.get("runtime", "")]
+        label = r["label"]
+        if r.get("sha256") and r.get("path") and os.path.isfile(r["path"]) and sha256_file(r["path"]) != r["sha256"]:
+            label += " (timed on an earlier file: re-run the speed step)"
+        line = [label, r.get("runtime", "")]
         if not r.get("results"):
             line += ["–"] * (4 * len(sizes)) + ["–", r.get("status", "")]
             rows.append(line)
@@ -98,7 +102,8 @@ def speed_section(sp: Dict, peak: Dict) -> str:
             frac = "%.1f%% of %s" % (100 * fraction_of_peak(g, pk, prec), "INT8" if prec == "int8" else "FP32")
         line += [_f(g, "%.1f"), frac]
         rows.append(line)
-    return _md_table(head, rows)
+    table = _md_table(head, rows)
+    return "Timed %s.\n\n%s" % (sp["measured_at"], table) if sp.get("measured_at") else table
 
 
 def verdict_section(q: Dict, sp: Dict) -> str:

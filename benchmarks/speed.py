@@ -21,12 +21,15 @@ Reported: median FPS over rounds and its spread (min, max, IQR), plus achieved G
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from common import SCALE, THREADS, Row, discover_rows, limit_threads, load_avg, machine, read_json, results_dir, write_json
+from kdedge.common import sha256_file
 from kdedge.runtime.bench import calls_per_block, interleaved_rounds, rate, summarize_rounds
 
 SIZES: Tuple[Tuple[int, int], ...] = ((270, 480), (540, 960))
@@ -178,7 +181,11 @@ def run(rows: Optional[List[Row]] = None, quick: bool = False, reps: int = 7, bl
             s["gmac_per_s"] = s["median"] * m * size[0] * size[1] / 1e9
         entries[key]["results"]["%dx%d" % size] = entries[key]["results"].get("%dx%d" % size, {})
         entries[key]["results"]["%dx%d" % size][mode] = s
+    for entry in entries.values():  # which file each row timed: the report flags rows whose file changed since
+        if entry.get("path") and os.path.isfile(entry["path"]):
+            entry["sha256"] = sha256_file(entry["path"])
     out = {"quick": quick, "reps": reps, "block_seconds": block_s, "warmup": warmup, "threads": THREADS,
+           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "sizes": ["%dx%d" % s for s in sizes], "rows": list(entries.values()),
            "loadavg_before": load_before, "loadavg_after": load_avg(), "machine": machine()}
     for b in _BACKENDS.values():
