@@ -61,6 +61,7 @@ def graphics_image(rng: np.random.Generator, size: int = 512) -> np.ndarray:
 
 
 def graphics_images(count: int, size: int = 512, seed: int = 0) -> List[np.ndarray]:
-    """`count` reproducible images (the same seed draws the same images on every machine)."""
+    """`count` reproducible images: the same seed draws the same shapes and text everywhere; the pixels
+    can differ slightly between OpenCV versions (its text and anti-aliasing rasterizers change)."""
     rng = np.random.default_rng([seed, 0x6A7])
     return [graphics_image(rng, size) for _ in range(count)]
