@@ -90,11 +90,15 @@ def wait_all(procs, deadline: float, label: str):
     return {name: p.returncode for name, p in procs.items()}
 
 
-def step_ms(metrics: Path) -> float:
-    """Median ms per step of a run's metrics.csv, the first rows (start-up) left out."""
+def read_metrics(metrics: Path) -> list:
     with open(metrics) as f:
-        rows = [float(r["ms_per_step"]) for r in csv.DictReader(f) if r.get("ms_per_step")]
-    return statistics.median(rows[2:] or rows)
+        return list(csv.DictReader(f))
+
+
+def step_ms(rows: list) -> float:
+    """Median ms per step of a run's metrics rows, the first rows (start-up) left out."""
+    ms = [float(r["ms_per_step"]) for r in rows if r.get("ms_per_step")]
+    return statistics.median(ms[2:] or ms)
 
 
 def pack(out: Path, work: Path, name: str) -> None:
@@ -130,7 +134,7 @@ def on_device(args) -> int:
     ms = {}
     for n, rc in codes.items():
         if rc == 0:
-            ms[n] = step_ms(work / "pilot" / n / "metrics.csv")
+            ms[n] = step_ms(read_metrics(work / "pilot" / n / "metrics.csv"))
         else:
             log("pilot %s FAILED (exit %s):\n%s" % (n, rc, (work / "logs" / ("pilot_" + n + ".log")).read_text()[-3000:]))
     if not ms:
@@ -213,10 +217,9 @@ def _evaluate(spec: str, folders) -> dict:
 
 
 def _metrics(run: Path) -> dict:
-    with open(run / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_metrics(run / "metrics.csv")
     vals = [float(r["val_psnr"]) for r in rows if r.get("val_psnr")]
-    return {"steps": int(rows[-1]["step"]), "seconds": float(rows[-1]["seconds"]), "ms_per_step": round(step_ms(run / "metrics.csv"), 1),
+    return {"steps": int(rows[-1]["step"]), "seconds": float(rows[-1]["seconds"]), "ms_per_step": round(step_ms(rows), 1),
             "val_last": vals[-1], "val_best": max(vals)}
 
 

@@ -46,28 +46,19 @@ def _qat(source: str, run: Path, recipe, args) -> subprocess.Popen:
 def _by_subset(run: Path, source: str) -> dict:
     """FP32 (the source) and INT8 (the kept step) validation PSNR on the photos and on the synthetic graphics,
     for a qat.json written before `kdedge qat` reported them (the same split and images it uses)."""
-    from dataclasses import replace
-
     from kdedge.checkpoint import read_header
-    from kdedge.data.synthetic import graphics_images
     from kdedge.distill.config import TrainConfig
-    from kdedge.distill.data import Image, make_val_pairs, validate_psnr
+    from kdedge.distill.data import make_val_pairs
     from kdedge.distill.inputs import load_images
-    from kdedge.distill.qat import FIRST_CONV, GRAPHICS_VAL_SEED, QuantSim, _plain_anchor, load_student
+    from kdedge.distill.qat import FIRST_CONV, QuantSim, graphics_validation, load_student, score_by_subset
 
     qat = read_header(run / "qat.safetensors")["qat"]
-    summary = json.loads((run / "qat.json").read_text())
     model = load_student(source)
     sim = QuantSim(load_student(str(run / "qat.safetensors")).module, qat["activation_amax"], FIRST_CONV in qat["float_nodes"])
-    n = len(summary["val_images"])
+    n = len(json.loads((run / "qat.json").read_text())["val_images"])
     _, val = load_images(TrainConfig(data=[str(SHARED / "data" / "train" / d) for d in ("T91", "BSD200")], val_holdout=n))
-    gfx = [Image("graphics-val/%d" % i, px) for i, px in enumerate(graphics_images(8, seed=GRAPHICS_VAL_SEED))]
-    out = {}
-    for name, images in (("photos", val), ("graphics", gfx)):
-        pairs = make_val_pairs(images, model.scale)
-        out[name] = {"fp32": round(validate_psnr(replace(model, module=_plain_anchor(model.module).eval()), pairs), 4),
-                     "int8": round(validate_psnr(replace(model, module=sim.eval()), pairs), 4)}
-    return out
+    subsets = {"photos": make_val_pairs(val, model.scale), "graphics": make_val_pairs(graphics_validation(8), model.scale)}
+    return score_by_subset(model, sim.eval(), subsets)
 
 
 def _rows(manifest: dict) -> dict:

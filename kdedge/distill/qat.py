@@ -299,6 +299,24 @@ def load_student(spec: str):
                    meta={"checkpoint": source, "teacher": (m.get("source") or {}).get("teacher")})
 
 
+def graphics_validation(count: int):
+    """The synthetic text-and-graphics validation images (a seed no training run draws)."""
+    from kdedge.data.synthetic import graphics_images
+    from kdedge.distill.data import Image
+
+    return [Image("graphics-val/%d" % i, px) for i, px in enumerate(graphics_images(count, seed=GRAPHICS_VAL_SEED))]
+
+
+def score_by_subset(model, sim, subsets) -> Dict[str, Dict[str, float]]:
+    """{subset: {"fp32": dB of the student `model` holds, "int8": dB of `sim`}} on each non-empty
+    validation subset (name -> pairs)."""
+    from kdedge.distill.data import validate_psnr
+
+    start = _plain_anchor(model.module).eval()
+    score = lambda module, pairs: round(validate_psnr(replace(model, module=module), pairs), 4)  # noqa: E731
+    return {name: {"fp32": score(start, pairs), "int8": score(sim, pairs)} for name, pairs in subsets.items() if pairs}
+
+
 def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int = 8,
             log: Callable[[str], None] = print, device: str = "cpu") -> Dict[str, object]:
     """`kdedge qat`: load, split train/validation, fine-tune, write `out/qat.safetensors` + `out/qat.json`."""
@@ -318,18 +336,17 @@ def run_qat(checkpoint: str, out: str, cfg: QatConfig, data=(), val_holdout: int
     # the trainer's split: the last `val_holdout` images of --data, or the embedded validation photos
     train, val = load_images(TrainConfig(data=list(data), val_holdout=val_holdout, patch=cfg.patch, scale=model.scale))
     train += [Image("graphics/%03d" % i, px) for i, px in enumerate(graphics_images(cfg.graphics, seed=cfg.seed))]
-    val_gfx = [Image("graphics-val/%d" % i, px) for i, px in enumerate(graphics_images(cfg.val_graphics, seed=GRAPHICS_VAL_SEED))]
+    val_gfx = graphics_validation(cfg.val_graphics)
     log("QAT: %d training images (%d synthetic graphics), %d validation images (%s) + %d synthetic graphics"
         % (len(train), cfg.graphics, len(val), ", ".join(i.name for i in val[:4]), len(val_gfx)))
     sampler = PatchSampler([make_sample(im, model.scale, model.color) for im in train], [], cfg.patch, model.scale)
     subsets = {"photos": make_val_pairs(val, model.scale), "graphics": make_val_pairs(val_gfx, model.scale)}
     pairs = subsets["photos"] + subsets["graphics"]
-    score = lambda module, p=pairs: validate_psnr(replace(model, module=module), p)  # noqa: E731
+    score = lambda module: validate_psnr(replace(model, module=module), pairs)  # noqa: E731
     sim, history = finetune(model, sampler, score, cfg, log, device=device)
     fp32_psnr = history[0]["val_psnr_fp32"]  # the fused student before fine-tuning
     # FP32 (the student fine-tuning started from) and INT8 (the step kept), each validation subset apart
-    start = _plain_anchor(model.module).eval()
-    by_subset = {name: {"fp32": round(score(start, p), 4), "int8": round(score(sim, p), 4)} for name, p in subsets.items() if p}
+    by_subset = score_by_subset(model, sim, subsets)
     for name, v in by_subset.items():
         log("validation %s: FP32 %.4f dB, INT8 %.4f dB (drop %.4f)" % (name, v["fp32"], v["int8"], v["fp32"] - v["int8"]))
     os.makedirs(out, exist_ok=True)
