@@ -93,3 +93,42 @@ def test_default_repanchor_fuses_into_default_anchor():
     plain.load_state_dict(deploy_copy(rep).state_dict())
     assert complexity(rep)["macs_per_lr_pixel"] == complexity(plain)["macs_per_lr_pixel"] <= 12500
     assert create_model("repanchor", branches="ecb").body[2].branches == EdgeBlock.ECB_BRANCHES
+
+
+def test_hardtanh_students_are_signed_and_bounded_and_export_as_clip(tmp_path):
+    """--act hardtanh: activations in [-1, 1] (a signed range symmetric INT8 spends all its codes on), kept
+    through re-parameterisation, exported as ONNX Clip; the trainer refuses it for students without it."""
+    import onnx
+
+    from kdedge.distill.config import TrainConfig
+    from kdedge.distill.trainer import student_args
+    from kdedge.export.onnx_export import export_onnx
+    from kdedge.models.descriptor import SRModel
+
+    torch.manual_seed(0)
+    rep = create_model("repanchor", width=8, depth=1, act="hardtanh").eval()
+    seen = []
+    rep.body[1].register_forward_hook(lambda m, i, o: seen.append(o))
+    x = torch.rand(1, 1, 12, 12)
+    with torch.no_grad():
+        rep.body[0].conv3x3.weight.mul_(20.0)  # drive the head past the clip on both sides
+        ref = rep(x)
+        fused = deploy_copy(rep)
+    assert float(seen[0].min()) == -1.0 and float(seen[0].max()) == 1.0
+    assert isinstance(fused.body[1], torch.nn.Hardtanh)
+    with torch.no_grad():
+        assert (fused(x) - ref).abs().max() < 1e-5
+    model = SRModel(module=fused, arch="anchor", scale=2, color="y", model_args={"width": 8, "depth": 1, "act": "hardtanh"})
+    graph = onnx.load(str(export_onnx(model, tmp_path / "m.onnx"))).graph
+    ops = [n.op_type for n in graph.node]
+    assert "Relu" not in ops and ops.count("Clip") == 3  # two activations + the output clip
+    # TensorRT's ONNX parser makes a fusable IActivationLayer(kCLIP) only from constant bounds
+    # (onnx-tensorrt's Clip importer; tensor bounds become two element-wise layers)
+    constant = {i.name for i in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    assert all(b in constant for n in graph.node if n.op_type == "Clip" for b in n.input[1:])
+    assert student_args(TrainConfig(student="repanchor", act="hardtanh"))["act"] == "hardtanh"
+    assert "act" not in student_args(TrainConfig(student="repanchor"))  # relu runs keep their model_args
+    with pytest.raises(KdedgeError, match="--act"):
+        student_args(TrainConfig(student="espcn", act="hardtanh"))
+    with pytest.raises(ValueError, match="activation"):
+        create_model("anchor", act="gelu")
