@@ -191,13 +191,8 @@ def plan_qat(path, qat: Dict[str, Any], calib_inputs, drop_of, log) -> Int8Plan:
                           % (", ".join(unknown[:3]) or "no ranges"),
                           fix="re-run `kdedge qat` with this kdedge version, or export the checkpoint it started from")
     ranges = dict(cal.ranges(stats, cal.DEFAULT_METHOD), **{k: (-a, a) for k, a in learned.items()})
-    if qat.get("act") == "hardtanh":
-        # a signed activation: [-a, a*128/127] is the symmetric file's own grid (step a/127) with -a on
-        # UINT8's code 0 (zero point 127), so the saturation that replaces the removed Clip is at -a, not below
-        u8_range = lambda k, a: (0.0, a) if stats[k].low >= 0 else (-a, a * 128.0 / 127.0)  # noqa: E731
-    else:
-        u8_range = lambda k, a: ((0.0 if stats[k].low >= 0 else -a), a)  # noqa: E731
-    u8s8 = dict(cal.ranges(stats, cal.DEFAULT_METHOD, symmetric=False), **{k: u8_range(k, a) for k, a in learned.items()})
+    u8s8 = dict(cal.ranges(stats, cal.DEFAULT_METHOD, symmetric=False),
+                **{k: ((0.0 if stats[k].low >= 0 else -a), a) for k, a in learned.items()})
     drop = round(drop_of(qz.quantize_qdq(path, ranges, excluded=excluded)), 4)
     log("[qat] learned ranges for %d tensors, float: %s; estimated drop %.4f dB on the calibration images"
         % (len(learned), ", ".join(excluded) or "none", drop))

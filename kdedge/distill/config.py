@@ -30,7 +30,6 @@ class TrainConfig:
     depth: Optional[int] = None  # None = the student's default depth
     branches: str = ""  # repanchor only: "fast" (3x3+1x1+identity, its default), "ecb" (ECBSR's edge set, ~5x slower steps), or a comma list
     color: str = "y"  # "y" (MATLAB luma, chroma upscaled by bicubic) or "rgb"
-    act: str = "relu"  # anchor / repanchor activation: "relu", or "hardtanh" (signed: all 256 codes of TensorRT's symmetric INT8)
     # ---- teacher and losses ---------------------------------------------------------------------
     teacher: str = ""  # "" = none (kdedge train); "embedded", a zoo name, a checkpoint or weights file, or an arch with teacher_weights
     teacher_weights: str = ""  # weights file when `teacher` is an architecture name
@@ -77,7 +76,6 @@ class TrainConfig:
 CHOICES = {
     "loss": ("l1", "charbonnier"),
     "color": ("y", "rgb"),
-    "act": ("relu", "hardtanh"),
     "teacher_cache": ("memory", "disk", "off"),
     "scale": (2, 3, 4),
 }

@@ -57,24 +57,19 @@ def float_nodes(float_first_conv: bool) -> List[str]:
     return list(FLOAT_NODES) + ([FIRST_CONV] if float_first_conv else [])
 
 
-def _act_op(net) -> str:
-    """The ONNX op of the student's activations: Relu, or Clip for hardtanh (a signed activation)."""
-    return "Clip" if isinstance(net.body[1], torch.nn.Hardtanh) else "Relu"
-
-
-def _names(depth_layers: int, float_first_conv: bool, act_op: str = "Relu") -> List[str]:
+def _names(depth_layers: int, float_first_conv: bool) -> List[str]:
     """ONNX tensors with a Q/DQ pair in the exported graph (`export_onnx` wraps the module as `net`).
-    ONNX Runtime's QDQ quantizer gives an activation's (Relu's, Clip's) input its output's quantization
-    parameters, so each conv + activation pair has one range (the activation's); the tail conv's
-    output feeds the float Add, and the input feeds only float nodes when the first conv is float."""
-    return ([] if float_first_conv else ["lr"]) + ["/net/body/body.%d/%s_output_0" % (i, act_op) for i in range(1, depth_layers, 2)]
+    ONNX Runtime's QDQ quantizer gives a ReLU's input the ReLU output's quantization parameters, so
+    each conv + ReLU pair has one range (the ReLU's); the tail conv's output feeds the float Add, and
+    the input feeds only float nodes when the first conv is float."""
+    return ([] if float_first_conv else ["lr"]) + ["/net/body/body.%d/Relu_output_0" % i for i in range(1, depth_layers, 2)]
 
 
 def _shared(amax: Dict[str, float]) -> Dict[str, float]:
-    """`amax` plus each body conv's output, which shares its activation's range."""
+    """`amax` plus each body conv's output, which shares its ReLU's range."""
     out = dict(amax)
     for name in list(amax):
-        if name.endswith("/Relu_output_0") or name.endswith("/Clip_output_0"):
+        if name.endswith("/Relu_output_0"):
             i = int(name.split("body.")[-1].split("/")[0])
             out["/net/body/body.%d/Conv_output_0" % (i - 1)] = amax[name]
     return out
@@ -103,7 +98,7 @@ def _plain_anchor(module):
     net = copy.deepcopy(module)
     if hasattr(net, "reparameterize"):
         net.reparameterize()
-    if not isinstance(net, AnchorNet) or not all(type(m).__name__ in ("Conv2d", "ReLU", "Hardtanh") for m in net.body) \
+    if not isinstance(net, AnchorNet) or not all(type(m).__name__ in ("Conv2d", "ReLU") for m in net.body) \
             or type(net.tail).__name__ != "Conv2d":
         raise KdedgeError("QAT supports the anchor / repanchor students (got %s)" % type(module).__name__,
                           fix="fine-tune an anchor or repanchor checkpoint, or export with post-training INT8")
@@ -116,8 +111,7 @@ class QuantSim(torch.nn.Module):
     def __init__(self, module, amax: Dict[str, float], float_first_conv: bool = False):
         super().__init__()
         self.net = _plain_anchor(module)
-        self.act_op = _act_op(self.net)
-        self.names = _names(len(self.net.body), float_first_conv, self.act_op)
+        self.names = _names(len(self.net.body), float_first_conv)
         missing = [n for n in self.names if n not in amax]
         if missing:
             raise KdedgeError("QAT ranges lack %s" % ", ".join(missing[:3]), fix="calibrate with `calibrate_amax` first")
@@ -135,12 +129,10 @@ class QuantSim(torch.nn.Module):
         anchor = _anchor(x, self.net.scale)  # float: FLOAT_NODES
         h = x if self.float_first_conv else fake_quant(x, q["lr"])
         for i, m in enumerate(self.net.body):
-            if isinstance(m, torch.nn.Conv2d):  # quantized on its activation's grid, which the activation keeps
+            if isinstance(m, torch.nn.Conv2d):  # quantized on its ReLU's grid, which ReLU keeps
                 w = m.weight if i == 0 and self.float_first_conv else fake_quant_weight(m.weight)
                 h = F.conv2d(h, w, m.bias, padding=m.padding)
-                amax = q["/net/body/body.%d/%s_output_0" % (i + 1, self.act_op)]
-                # hardtanh: Q/DQ -> Clip(-1, 1) -> Q/DQ on one grid is the grid applied to the clipped value
-                h = fake_quant(torch.clamp(h, -1.0, 1.0), amax) if self.act_op == "Clip" else F.relu(fake_quant(h, amax))
+                h = F.relu(fake_quant(h, q["/net/body/body.%d/Relu_output_0" % (i + 1)]))
         t = self.net.tail
         y = F.conv2d(h, fake_quant_weight(t.weight), t.bias, padding=t.padding) + anchor
         return F.pixel_shuffle(y, self.net.scale).clamp(0.0, 1.0)
@@ -149,7 +141,6 @@ class QuantSim(torch.nn.Module):
 def calibrate_amax(module, batches, percentile: float = CALIB_PERCENTILE) -> Dict[str, float]:
     """Percentile of |x| per quantized tensor of the fused float network over `batches` (N, C, h, w)."""
     net = _plain_anchor(module).eval()
-    act_op = _act_op(net)
     seen: Dict[str, List[np.ndarray]] = {}
 
     def keep(name, t):
@@ -162,7 +153,7 @@ def calibrate_amax(module, batches, percentile: float = CALIB_PERCENTILE) -> Dic
             for i, m in enumerate(net.body):
                 h = m(h)
                 if i % 2:
-                    keep("/net/body/body.%d/%s_output_0" % (i, act_op), h)
+                    keep("/net/body/body.%d/Relu_output_0" % i, h)
     return _shared({n: max(float(np.percentile(np.concatenate(v), percentile)), 1e-6) for n, v in seen.items()})
 
 
@@ -261,10 +252,8 @@ def save_qat_checkpoint(path, sim, model, history, cfg: QatConfig, val_fp32: flo
 
     net = sim.net
     args = {"width": net.tail.in_channels, "depth": (len(net.body) - 2) // 2}
-    if sim.act_op == "Clip":
-        args["act"] = "hardtanh"
     floats = float_nodes(cfg.float_first_conv)
-    qat = {"activation_amax": sim.amax(), "float_nodes": floats, "act": args.get("act", "relu"),
+    qat = {"activation_amax": sim.amax(), "float_nodes": floats,
            "form": "int8 symmetric per-tensor activations, per-channel weights; float: " + ", ".join(floats),
            "config": asdict(cfg), "history": history, "val_psnr_fp32_start": val_fp32,
            "source": (model.meta or {}).get("checkpoint")}
@@ -297,7 +286,7 @@ def load_student(spec: str):
     if student.get("arch") not in ("anchor", "repanchor"):
         raise KdedgeError("bundle %s holds a %s student; QAT supports anchor / repanchor" % (spec, student.get("arch")),
                           fix="give the student's checkpoint instead")
-    args = {k: student["model_args"][k] for k in ("width", "depth", "act") if k in student["model_args"]}
+    args = {"width": student["model_args"]["width"], "depth": student["model_args"]["depth"]}
     module = create_model("anchor", scale=m["scale"], color=m["color"], **args)
     proto = onnx.load(os.path.join(spec, m["precisions"]["fp32"]["file"]))
     weights = {i.name[len("net."):]: torch.from_numpy(numpy_helper.to_array(i).copy())

@@ -70,13 +70,6 @@ def student_args(cfg: TrainConfig) -> Dict[str, Any]:
 
         names = BRANCH_SETS.get(cfg.branches, [b for b in cfg.branches.split(",") if b])
         args["branches"] = list(names)
-    if cfg.act != "relu":  # relu stays implicit: older run folders resume with the same model_args
-        from kdedge.models.students import ACTIVATIONS
-
-        if cfg.student not in ("anchor", "repanchor") or cfg.act not in ACTIVATIONS:
-            raise KdedgeError("--act %s: the anchor and repanchor students take %s" % (cfg.act, " or ".join(ACTIVATIONS)),
-                              fix="use --act relu, or --student repanchor")
-        args["act"] = cfg.act
     return args
 
 

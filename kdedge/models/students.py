@@ -161,32 +161,21 @@ class ESPCN(nn.Module):
         return self.shuffle(self.tail(self.body(x))).clamp(0.0, 1.0)
 
 
-# Activations of the anchor family. "hardtanh" (clamp to [-1, 1], ONNX Clip) is the INT8-friendly
-# choice for TensorRT's symmetric activations: a ReLU's output is non-negative, so a zero-point-0 grid
-# gives it 128 of the 256 codes; a signed, bounded activation uses all of them (half the rounding
-# step; XLSR's clipped ReLU bounds the range the same way but stays one-sided).
-ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "hardtanh": lambda: nn.Hardtanh(-1.0, 1.0)}
-
-
 class AnchorNet(nn.Module):
-    """head conv3x3 + act, `depth` x [conv3x3 + act], tail conv3x3 to c*s^2, + anchor, shuffle, clip.
+    """head conv3x3 + ReLU, `depth` x [conv3x3 + ReLU], tail conv3x3 to c*s^2, + anchor, shuffle, clip.
 
-    `body` is a Sequential whose odd entries are the activations (`ACTIVATIONS[act]`); feature
-    distillation hooks pick layers of it by name (`body.1` is the head's activation, `body.3` the
-    first middle block's, ...).
+    `body` is a Sequential whose odd entries are ReLUs; feature distillation hooks pick layers of it
+    by name (`body.1` is the head's activation, `body.3` the first middle block's, ...).
     """
 
-    def __init__(self, scale: int = 2, color: str = "y", width: int = 24, depth: int = 2, block=None,
-                 act: str = "relu"):
+    def __init__(self, scale: int = 2, color: str = "y", width: int = 24, depth: int = 2, block=None):
         super().__init__()
         c = _check(scale, color)
-        if act not in ACTIVATIONS:
-            raise ValueError("unknown activation %r (choose %s)" % (act, ", ".join(ACTIVATIONS)))
         self.scale = scale
         conv = block or (lambda i, o: nn.Conv2d(i, o, 3, padding=1))
-        layers = [conv(c, width), ACTIVATIONS[act]()]
+        layers = [conv(c, width), nn.ReLU(inplace=True)]
         for _ in range(depth):
-            layers += [conv(width, width), ACTIVATIONS[act]()]
+            layers += [conv(width, width), nn.ReLU(inplace=True)]
         self.body = nn.Sequential(*layers)
         self.tail = conv(width, c * scale * scale)
         self.shuffle = nn.PixelShuffle(scale)
@@ -199,9 +188,9 @@ class RepAnchorNet(AnchorNet):
     """`AnchorNet` trained with `EdgeBlock`s; `reparameterize()` turns it into a plain AnchorNet in place."""
 
     def __init__(self, scale: int = 2, color: str = "y", width: int = 24, depth: int = 2,
-                 branches: Sequence[str] = EdgeBlock.FAST_BRANCHES, expand: int = 2, act: str = "relu"):
+                 branches: Sequence[str] = EdgeBlock.FAST_BRANCHES, expand: int = 2):
         super().__init__(scale, color, width, depth,
-                         block=lambda i, o: EdgeBlock(i, o, tuple(branches), expand), act=act)
+                         block=lambda i, o: EdgeBlock(i, o, tuple(branches), expand))
 
     @torch.no_grad()
     def reparameterize(self) -> "RepAnchorNet":
@@ -223,20 +212,20 @@ def espcn(scale: int = 2, color: str = "y", width: int = 32, depth: int = 2) -> 
 
 
 @register_model
-def anchor(scale: int = 2, color: str = "y", width: int = 24, depth: int = 2, act: str = "relu") -> nn.Module:
-    """Plain INT8-friendly anchor network (defaults: 11.4k MACs/LR px at x2, Y); `act`: relu or hardtanh."""
-    return AnchorNet(scale, color, width, depth, act=act)
+def anchor(scale: int = 2, color: str = "y", width: int = 24, depth: int = 2) -> nn.Module:
+    """Plain INT8-friendly anchor network (defaults: 11.4k MACs/LR px at x2, Y)."""
+    return AnchorNet(scale, color, width, depth)
 
 
 @register_model
 def repanchor(scale: int = 2, color: str = "y", width: int = 24, depth: int = 2,
-              branches: Sequence[str] = EdgeBlock.FAST_BRANCHES, expand: int = 2, act: str = "relu") -> nn.Module:
+              branches: Sequence[str] = EdgeBlock.FAST_BRANCHES, expand: int = 2) -> nn.Module:
     """Re-parameterisable anchor network; at its defaults it fuses into exactly the default `anchor`
     (11.4k MACs/LR px at x2, Y). Default branches: RepVGG's 3x3 + 1x1 + identity, which costs ~1.5x a
     plain step on a CPU; `branches=EdgeBlock.ECB_BRANCHES` (ECBSR's edge set) costs ~5x (measured)."""
     if isinstance(branches, str):
         branches = BRANCH_SETS.get(branches, tuple(b for b in branches.split(",") if b))
-    return RepAnchorNet(scale, color, width, depth, tuple(branches), expand, act=act)
+    return RepAnchorNet(scale, color, width, depth, tuple(branches), expand)
 
 
 # Named branch sets for configs and flags: --branches ecb
