@@ -22,7 +22,8 @@ from kdedge.runtime.bench import calls_per_block, interleaved_rounds, rate, summ
 REPO = Path(__file__).resolve().parents[1]
 SUITE = ("run_all", "quality", "speed", "video", "plots", "report", "peak", "jetson_estimate",
          "openvino_cpu", "openvino_eval")
-EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak", "qat_recipe")
+EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak", "qat_recipe",
+               "student_choice", "int8_sensitivity")
 RELEASE = ("distill_assets", "ship_bundle", "anchor_bundle")
 
 
@@ -175,3 +176,22 @@ def test_every_benchmark_and_release_script_runs(path):
         pytest.importorskip("torch")  # a training-step benchmark: imports torch at the top
     r = _script(path, "--help")
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
+
+
+def test_student_choice_rule_is_validation_int8_within_the_budget():
+    """The default is picked on validation: best photos INT8 under 12.5k MACs, unless its slides lag."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "experiments"))
+    try:
+        from student_choice import choose
+    finally:
+        sys.path.pop(0)
+
+    def cand(macs, photos, graphics):
+        return {"macs": macs, "val_by_subset": {"photos": {"fp32": photos + 0.02, "int8": photos},
+                                                "graphics": {"fp32": graphics + 0.02, "int8": graphics}}}
+
+    assert choose({"a": cand(9936, 30.19, 35.22), "b": cand(9936, 30.20, 35.20)}) == "b"
+    assert choose({"a": cand(9936, 30.19, 35.22), "big": cand(13000, 30.40, 35.30)}) == "a"  # over budget
+    assert choose({"a": cand(9936, 30.19, 35.22), "b": cand(9936, 30.25, 35.10)}) == "a"  # slides 0.12 dB worse
+    with pytest.raises(SystemExit):
+        choose({"big": cand(13000, 30.4, 35.3)})
