@@ -61,8 +61,8 @@ def _by_subset(run: Path, source: str) -> dict:
     return score_by_subset(model, sim.eval(), subsets)
 
 
-def _rows(manifest: dict) -> dict:
-    """{(set, backend, precision): (psnr_vs_gt, drop_db)} of a manifest's test-set rows."""
+def set_rows(manifest: dict) -> dict:
+    """{(set, backend, precision): (psnr_vs_gt, drop_db)} of a manifest's Set5 / Set14 rows."""
     out = {}
     for r in manifest["accuracy"]["rows"]:
         name = Path(str(r.get("dataset", ""))).name
@@ -111,15 +111,7 @@ def main(argv=None) -> int:
     # INT8 within a fixed drop of FP32 on any content, and a mean PSNR would reward the weights learning the
     # synthetic graphics better in float (96 graphics images: +0.10 dB on them) over a smaller drop on photos
     best = min(recipes, key=lambda r: max(v["fp32"] - v["int8"] for v in summaries[r]["val_by_subset"].values()))
-    bundle = runs[best] / "bundle"
-    if not (bundle / "manifest.json").is_file():
-        cmd = [sys.executable, "-m", "kdedge", "export", str(runs[best] / "qat.safetensors"), "--int8", "--u8s8", "--fp16",
-               "--name", "kdedge-%s-x2" % args.name, "--out", str(bundle), "--overwrite",
-               "--report", str(SHARED / "data" / "test" / "Set5"), "--report", str(SHARED / "data" / "test" / "Set14")]
-        print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True, cwd=str(REPO))
-    new = _rows(json.loads((bundle / "manifest.json").read_text()))
-    old = _rows(json.loads((REPO / "kdedge" / "assets" / ("%s_x2" % args.name) / "manifest.json").read_text()))
+    new, old = export_and_test(runs[best] / "qat.safetensors", runs[best] / "bundle", args.name)
     result = {"command": "python benchmarks/experiments/qat_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1], "fp32_weight": best[2], "graphics": best[3]},
               "minutes": round((time.time() - t0) / 60, 1),
@@ -133,6 +125,30 @@ def main(argv=None) -> int:
     (RESULTS / (stem + ".md")).write_text(_markdown(result, args, new, old, summaries, best))
     print("wrote", RESULTS / (stem + ".md"))
     return 0
+
+
+def export_and_test(checkpoint: Path, bundle: Path, name: str):
+    """Export `checkpoint` once into `bundle` (`kdedge export --int8 --u8s8 --fp16` with Set5 / Set14 rows; kept
+    when it exists) and return (its test rows, those of the bundle shipped now as kdedge/assets/<name>_x2)."""
+    if not (bundle / "manifest.json").is_file():
+        cmd = [sys.executable, "-m", "kdedge", "export", str(checkpoint), "--int8", "--u8s8", "--fp16",
+               "--name", "kdedge-%s-x2" % name, "--out", str(bundle), "--overwrite",
+               "--report", str(SHARED / "data" / "test" / "Set5"), "--report", str(SHARED / "data" / "test" / "Set14")]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=str(REPO))
+    new = set_rows(json.loads((bundle / "manifest.json").read_text()))
+    old = set_rows(json.loads((REPO / "kdedge" / "assets" / ("%s_x2" % name) / "manifest.json").read_text()))
+    return new, old
+
+
+def set_rows_markdown(new: dict, old: dict, label: str) -> list:
+    """Markdown table lines: each test row of the new bundle (`label` names its PSNR column) beside the shipped one's."""
+    lines = ["| set | backend | precision | %s | drop | before: PSNR | drop |" % label, "|---|---|---|---|---|---|---|"]
+    for key in sorted(new, key=lambda k: (k[0] != "Set5", k[1], k[2])):
+        o = old.get(key)
+        lines.append("| %s | %s | %s | %.4f | %.4f | %s | %s |" % (key[0], key[1], key[2], new[key][0], new[key][1],
+                     "%.4f" % o[0] if o else "-", "%.4f" % o[1] if o else "-"))
+    return lines
 
 
 def _markdown(result, args, new, old, summaries, best) -> str:
@@ -156,12 +172,7 @@ def _markdown(result, args, new, old, summaries, best) -> str:
             p["fp32"] - p["int8"], g["fp32"], g["int8"], g["fp32"] - g["int8"], h["step"], s["history"][-1]["seconds"]))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
               "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped when this ran",
-              "(kdedge/assets/%s_x2)." % args.name, "",
-              "| set | backend | precision | QAT bundle PSNR | drop | before: PSNR | drop |", "|---|---|---|---|---|---|---|"]
-    for key in sorted(new, key=lambda k: (k[0] != "Set5", k[1], k[2])):
-        o = old.get(key)
-        lines.append("| %s | %s | %s | %.4f | %.4f | %s | %s |" % (key[0], key[1], key[2], new[key][0], new[key][1],
-                     "%.4f" % o[0] if o else "-", "%.4f" % o[1] if o else "-"))
+              "(kdedge/assets/%s_x2)." % args.name, ""] + set_rows_markdown(new, old, "QAT bundle PSNR")
     return "\n".join(lines) + "\n"
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from qat_recipe import export_and_test, set_rows_markdown  # noqa: E402  (the sibling's export + test-row table)
 MAX_MACS = 12500  # the issue's budget: FSRCNN's 12.5k MACs per LR pixel
 GRAPHICS_GUARD_DB = 0.05
 
@@ -44,16 +46,6 @@ def _macs(source: str) -> float:
     from kdedge.models.students import complexity
 
     return complexity(load_student(source).module)["macs_per_lr_pixel"]
-
-
-def _rows(manifest: dict) -> dict:
-    """{(set, backend, precision): (psnr_vs_gt, drop_db)} of a manifest's Set5 / Set14 rows."""
-    out = {}
-    for r in manifest["accuracy"]["rows"]:
-        name = Path(str(r.get("dataset", ""))).name
-        if name in ("Set5", "Set14"):
-            out[(name, r.get("backend", "ort-cpu"), r["precision"])] = (r["psnr_vs_gt"], r["drop_db"])
-    return out
 
 
 def choose(candidates: dict) -> str:
@@ -98,15 +90,7 @@ def main(argv=None) -> int:
         cands[name] = {"source": source, "macs": _macs(source), "val_by_subset": s["val_by_subset"],
                        "kept_step": max(s["history"], key=lambda h: h["val_psnr"])["step"], "val_images": s["val_images"]}
     best = choose(cands)
-    bundle = runs[best] / "bundle"
-    if not (bundle / "manifest.json").is_file():
-        cmd = [sys.executable, "-m", "kdedge", "export", str(runs[best] / "qat.safetensors"), "--int8", "--u8s8", "--fp16",
-               "--name", "kdedge-default-x2", "--out", str(bundle), "--overwrite",
-               "--report", str(SHARED / "data" / "test" / "Set5"), "--report", str(SHARED / "data" / "test" / "Set14")]
-        print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True, cwd=str(REPO))
-    new = _rows(json.loads((bundle / "manifest.json").read_text()))
-    old = _rows(json.loads((REPO / "kdedge" / "assets" / "default_x2" / "manifest.json").read_text()))
+    new, old = export_and_test(runs[best] / "qat.safetensors", runs[best] / "bundle", "default")
     result = {"command": "python benchmarks/experiments/student_choice.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "minutes": round((time.time() - t0) / 60, 1), "chosen": best, "candidates": cands,
               "test_rows_chosen": {"|".join(k): v for k, v in new.items()},
@@ -137,12 +121,8 @@ def _markdown(result, new, old) -> str:
             name, " (chosen)" if name == best else "", c["macs"], p["fp32"], p["int8"], p["fp32"] - p["int8"],
             g["fp32"], g["int8"], g["fp32"] - g["int8"], c["kept_step"]))
     lines += ["", "## Test sets, measured once on the chosen student (its bundle's accuracy rows)", "",
-              "drop = FP32 of the same bundle minus the row; 'before' = kdedge/assets/default_x2 when this ran.", "",
-              "| set | backend | precision | chosen PSNR | drop | before: PSNR | drop |", "|---|---|---|---|---|---|---|"]
-    for key in sorted(new, key=lambda k: (k[0] != "Set5", k[1], k[2])):
-        o = old.get(key)
-        lines.append("| %s | %s | %s | %.4f | %.4f | %s | %s |" % (key[0], key[1], key[2], new[key][0], new[key][1],
-                     "%.4f" % o[0] if o else "-", "%.4f" % o[1] if o else "-"))
+              "drop = FP32 of the same bundle minus the row; 'before' = kdedge/assets/default_x2 when this ran.", ""]
+    lines += set_rows_markdown(new, old, "chosen PSNR")
     return "\n".join(lines) + "\n"
 
 
