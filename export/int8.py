@@ -174,7 +174,7 @@ def plan_qat(path, qat: Dict[str, Any], calib_inputs, drop_of, log) -> Int8Plan:
 
     Calibration still runs, for the tensors QAT does not quantize and for the PTQ row. U8S8 gets the
     same ranges, non-negative tensors as [0, amax] (twice the symmetric grid's resolution, which
-    only removes rounding noise QAT trained against).
+    only removes rounding noise QAT trained against), centred ones as [-floor, amax].
     """
     import onnx
 
@@ -191,8 +191,9 @@ def plan_qat(path, qat: Dict[str, Any], calib_inputs, drop_of, log) -> Int8Plan:
                           % (", ".join(unknown[:3]) or "no ranges"),
                           fix="re-run `kdedge qat` with this kdedge version, or export the checkpoint it started from")
     ranges = dict(cal.ranges(stats, cal.DEFAULT_METHOD), **{k: (-a, a) for k, a in learned.items()})
+    # a centred activation (Clip at -floor) reaches down to -floor and no further: its U8S8 range starts there
     u8s8 = dict(cal.ranges(stats, cal.DEFAULT_METHOD, symmetric=False),
-                **{k: ((0.0 if stats[k].low >= 0 else -a), a) for k, a in learned.items()})
+                **{k: ((0.0 if stats[k].low >= 0 else max(-a, float(stats[k].low))), a) for k, a in learned.items()})
     drop = round(drop_of(qz.quantize_qdq(path, ranges, excluded=excluded)), 4)
     log("[qat] learned ranges for %d tensors, float: %s; estimated drop %.4f dB on the calibration images"
         % (len(learned), ", ".join(excluded) or "none", drop))

@@ -175,3 +175,106 @@ def test_bad_qat_input_names_the_problem(tmp_path, capsys):
     assert main(["qat", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "q")]) == 1
     assert "missing.safetensors: no such file" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def _ort_qdq(proto, x):
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(None, {"lr": x.numpy()})[0]
+
+
+def test_centring_keeps_the_interior_and_its_simulation_is_the_exported_graph(tmp_path):
+    """`centre` turns relu(z) into relu(z) - f with the next bias compensating: the same outputs away
+    from the borders (zero padding now means -f there). The centred net exports as Conv -> Clip(min=-f),
+    and the simulation QAT trains (two Q/DQ pairs around the Clip, -f rounded onto the grid) is what ONNX
+    Runtime computes from the Q/DQ file."""
+    import onnx
+
+    from kdedge.distill.qat import FLOAT_NODES, QuantSim, _plain_anchor, calibrate_amax, centre, floors, snap_weights
+    from kdedge.export.calibrate import float_tensors
+    from kdedge.export.onnx_export import export_onnx
+    from kdedge.export.quantize import quantize_qdq
+    from kdedge.models.descriptor import SRModel
+
+    model = _student()
+    x = _patches(size=32)
+    net = _plain_anchor(model.module).eval()
+    amax = calibrate_amax(net, [x])
+    centred = centre(net, amax).eval()
+    with torch.no_grad():
+        diff = (net(x) - centred(x)).abs()
+    hr_margin = 2 * 2 * 2  # 2 convs + tail reach 3 LR pixels in; x2
+    assert diff[..., hr_margin:-hr_margin, hr_margin:-hr_margin].max() < 1e-5
+    assert diff.max() > 1e-3  # the borders differ: what the refit is for
+    assert floors(centred) == pytest.approx([amax["/net/body/body.%d/Relu_output_0" % i] / 2 for i in (1, 3)])
+    with pytest.raises(KdedgeError, match="centred already"):
+        centre(centred, amax)
+
+    sim = QuantSim(centred, calibrate_amax(centred, [x])).eval()
+    assert sim.centred and sim.names == ["lr", "/net/body/body.1/Clip_output_0", "/net/body/body.3/Clip_output_0"]
+    snap_weights(sim)
+    fp32 = export_onnx(SRModel(module=sim.net, arch="anchor", scale=2, color="y",
+                               model_args={"width": 8, "depth": 1, "floors": floors(sim.net)}), tmp_path / "model.onnx")
+    ops = [n.op_type for n in onnx.load(str(fp32)).graph.node]
+    assert ops.count("Clip") == 3 and "Relu" not in ops  # two floors + the output clip
+    ranges = dict({t: (-1.0, 1.0) for t in float_tensors(onnx.load(str(fp32)))}, **{k: (-a, a) for k, a in sim.amax().items()})
+    got = _ort_qdq(quantize_qdq(fp32, ranges, excluded=FLOAT_NODES), x)
+    with torch.no_grad():
+        want = sim(x).numpy()
+    diff = np.abs(got - want)
+    assert diff.mean() < 2e-5 and diff.max() < 5e-3, (diff.mean(), diff.max())
+    # the weights were written on their grid: rounding them again changes nothing
+    from kdedge.distill.qat import fake_quant_weight
+
+    for m in sim.quantized_convs():
+        assert torch.equal(fake_quant_weight(m.weight), m.weight)
+
+
+def test_floors_must_match_the_activations():
+    from kdedge.models import create_model
+
+    with pytest.raises(KdedgeError, match="3 floors for 2 activations"):
+        create_model("anchor", scale=2, color="y", width=8, depth=1, floors=[0.1, 0.2, 0.3])
+
+
+@pytest.mark.slow
+def test_centred_qat_checkpoint_exports_with_its_floors_and_ranges(tmp_path):
+    """`kdedge qat --centre`: refit, QAT, a checkpoint that loads as a centred anchor and exports with the
+    learned ranges on the Clip tensors; its U8S8 ranges start at -floor."""
+    pytest.importorskip("skimage")
+    from onnx import numpy_helper
+
+    from kdedge.checkpoint import read_header, save_checkpoint
+    from kdedge.cli import main
+    from kdedge.export.api import ExportOptions, export_bundle
+    from kdedge.models.loading import load_model
+
+    model = _student()
+    ckpt = tmp_path / "student.safetensors"
+    save_checkpoint(ckpt, model.module, arch="repanchor", model_args={"width": 8, "depth": 1}, scale=2, color="y")
+    out = tmp_path / "qat"
+    assert main(["qat", str(ckpt), "--out", str(out), "--centre", "--refit-steps", "4", "--steps", "2", "--eval-interval", "1",
+                 "--patch", "16", "--batch", "2", "--graphics", "1", "--val-graphics", "1"]) == 0
+    summary = json.loads((out / "qat.json").read_text())
+    assert [h["step"] for h in summary["refit_history"]] == [0, 4] and [h["step"] for h in summary["history"]] == [0, 1, 2]
+    assert all("fp32_shipped" in v for v in summary["val_by_subset"].values())
+    header = read_header(out / "qat.safetensors")
+    floors = header["model_args"]["floors"]
+    assert len(floors) == 2 and all(f > 0 for f in floors)
+    loaded = load_model(str(out / "qat.safetensors"))
+    assert [type(m).__name__ for m in loaded.module.body] == ["Conv2d", "FloorReLU"] * 2
+    amax = header["qat"]["activation_amax"]
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for p in sorted((REPO / "calib_data").glob("*.png"))[:10]:
+        (calib / p.name).write_bytes(p.read_bytes())
+    export_bundle(str(out / "qat.safetensors"), ExportOptions(out=tmp_path / "bundle", int8=True, u8s8=True, calib=calib, log=lambda s: None))
+    import onnx
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "bundle" / "model.int8.onnx")).graph.initializer}
+    name = "/net/body/body.1/Clip_output_0"
+    assert np.isclose(float(inits[name + "_scale"]), amax[name] / 127, rtol=1e-6)
+    u8 = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "bundle" / "model.int8_u8s8.onnx")).graph.initializer}
+    scale, zero = float(u8[name + "_scale"]), int(u8[name + "_zero_point"])
+    assert abs(-zero * scale + floors[0]) <= scale  # the uint8 grid starts at -floor, not at -amax

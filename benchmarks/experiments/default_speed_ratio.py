@@ -1,6 +1,8 @@
 """The shipped default against the default it replaced: model-only speed side by side, against their MAC ratio.
 
     python benchmarks/experiments/default_speed_ratio.py --previous 97a41db     # the commit that still shipped the old one
+    python benchmarks/experiments/default_speed_ratio.py --previous HEAD --current runs/qat16x5/CANDIDATE/bundle \
+        --out benchmarks/experiments/results/centred_speed    # a candidate bundle against the shipped default
 
 The previous bundle is read from git (`git archive <commit> kdedge/assets/default_x2`) into a temporary
 folder; the current one is kdedge/assets/default_x2. For each engine and precision the runtime offers
@@ -42,6 +44,8 @@ def _onnx_macs(bundle_dir: Path) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--previous", required=True, help="git commit whose kdedge/assets/default_x2 is the previous default")
+    ap.add_argument("--current", default=str(REPO / "kdedge" / "assets" / "default_x2"),
+                    help="bundle folder measured against it (default: the shipped kdedge/assets/default_x2)")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--runs", type=int, default=30, help="timed frames per measurement")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "default_speed_ratio"))
@@ -56,7 +60,7 @@ def main(argv=None) -> int:
         tar = subprocess.run(["git", "archive", args.previous, "kdedge/assets/default_x2"], cwd=str(REPO),
                              check=True, capture_output=True).stdout
         tarfile.open(fileobj=io.BytesIO(tar)).extractall(tmp)
-        dirs = {"previous": Path(tmp) / "kdedge" / "assets" / "default_x2", "current": REPO / "kdedge" / "assets" / "default_x2"}
+        dirs = {"previous": Path(tmp) / "kdedge" / "assets" / "default_x2", "current": Path(args.current)}
         bundles = {k: load_bundle(str(d)) for k, d in dirs.items()}
         macs = {k: _onnx_macs(d) for k, d in dirs.items()}
         engines = set(available_backends())
@@ -79,7 +83,9 @@ def main(argv=None) -> int:
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_before": load0, "load_after": load_avg(),
               "size": SIZE, "macs_per_lr_pixel": macs, "mac_ratio": mac_ratio, "rows": table}
     Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = ["# The default student against the one it replaced: model-only speed at 540x960 LR", "",
+    title = ("The default student against the one it replaced" if Path(args.current).resolve() == (REPO / "kdedge" / "assets" / "default_x2").resolve()
+             else "%s against the default shipped at %s" % (args.current, args.previous))
+    lines = ["# %s: model-only speed at 540x960 LR" % title, "",
              "Command: `%s` (%s; load average before %s, after %s). 2 threads, %d rounds, interleaved; slowdown ="
              " previous FPS / current FPS within a round, median (min-max)." % (
                  result["command"], result["date"], load0, result["load_after"], args.rounds), "",

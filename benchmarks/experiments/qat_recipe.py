@@ -5,6 +5,8 @@
     python benchmarks/experiments/qat_recipe.py --source kdedge/assets/fast_x2 --name fast --lrs 3e-4 1e-3
     python benchmarks/experiments/qat_recipe.py --source kdedge/assets/student_x2.safetensors --name default \
         --lrs 1e-4 --float-first-conv on --graphics 0 32 96 --parallel --out-name qat_graphics
+    python benchmarks/experiments/qat_recipe.py --source kdedge/assets/student_x2.safetensors --name default \
+        --lrs 1e-4 --float-first-conv on --graphics 32 --centre 0 6000 12000 --steps 3000 --parallel --out-name qat_centred
 
 1. `kdedge qat SOURCE --lr LR [--float-first-conv]` per recipe (T91 + BSD200, the last 8 images held out for
    validation; skipped when the run folder already has qat.json);
@@ -31,11 +33,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _qat(source: str, run: Path, recipe, args) -> subprocess.Popen:
-    lr, ffc, w, g = recipe
+    lr, ffc, w, g, refit = recipe
     cmd = [sys.executable, "-m", "kdedge", "qat", source, "--out", str(run), "--lr", "%g" % lr, "--fp32-weight", "%g" % w,
            "--steps", str(args.steps), "--eval-interval", str(args.eval_interval), "--threads", "1", "--graphics", str(g)]
     if ffc:
         cmd.append("--float-first-conv")
+    if refit:
+        cmd += ["--centre", "--refit-steps", str(refit)]
     for d in args.data:
         cmd += ["--data", d]
     print("$", " ".join(cmd), flush=True)
@@ -85,14 +89,18 @@ def main(argv=None) -> int:
                     help="kdedge qat --fp32-weight values to compare (0: the quantized graph's loss only)")
     ap.add_argument("--graphics", type=int, nargs="+", default=[0],
                     help="kdedge qat --graphics values to compare (synthetic text/graphics images in the training patches)")
+    ap.add_argument("--centre", type=int, nargs="+", default=[0], metavar="REFIT_STEPS",
+                    help="kdedge qat --centre with these --refit-steps (0: ReLU activations as trained, no centring)")
     ap.add_argument("--out-name", default="", help="results file stem (default qat_<name>)")
     ap.add_argument("--runs", default="runs/qat", help="parent of the run folders")
     ap.add_argument("--parallel", action="store_true", help="run the recipes at once (one thread each)")
     args = ap.parse_args(argv)
 
     ffcs = {"off": [False], "on": [True], "both": [False, True]}[args.float_first_conv]
-    recipes = [(lr, ffc, w, g) for g in args.graphics for w in args.fp32_weights for ffc in ffcs for lr in args.lrs]
-    runs = {r: REPO / args.runs / ("%s_lr%g%s_w%g%s" % (args.name, r[0], "_ffc" if r[1] else "", r[2], "_g%d" % r[3] if r[3] else ""))
+    recipes = [(lr, ffc, w, g, c) for c in args.centre for g in args.graphics for w in args.fp32_weights for ffc in ffcs
+               for lr in args.lrs]
+    runs = {r: REPO / args.runs / ("%s_lr%g%s_w%g%s%s" % (args.name, r[0], "_ffc" if r[1] else "", r[2], "_g%d" % r[3] if r[3] else "",
+                                                         "_centred%d" % r[4] if r[4] else ""))
             for r in recipes}
     t0 = time.time()
     procs = []
@@ -113,7 +121,8 @@ def main(argv=None) -> int:
     best = min(recipes, key=lambda r: max(v["fp32"] - v["int8"] for v in summaries[r]["val_by_subset"].values()))
     new, old = export_and_test(runs[best] / "qat.safetensors", runs[best] / "bundle", args.name)
     result = {"command": "python benchmarks/experiments/qat_recipe.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1], "fp32_weight": best[2], "graphics": best[3]},
+              "source": args.source, "chosen": {"lr": best[0], "float_first_conv": best[1], "fp32_weight": best[2], "graphics": best[3],
+                                                   "centre_refit_steps": best[4]},
               "minutes": round((time.time() - t0) / 60, 1),
               "validation": {runs[r].name: {k: s[k] for k in ("val_images", "val_psnr_fp32", "val_psnr_int8_start",
                                                               "val_psnr_int8_best", "val_by_subset", "history")}
@@ -161,15 +170,21 @@ def _markdown(result, args, new, old, summaries, best) -> str:
              "Fake-quant PSNR-Y of the all-INT8 simulation (= the exported symmetric Q/DQ graph), standard protocol.", "",
              "Two validation subsets: the held-out photos and 8 synthetic text-and-graphics images"
              " (`kdedge.data.synthetic`, seed %d). FP32 = the student QAT started from; INT8 = the step kept." % 999, "",
-             "| weight lr | first conv | FP32 loss weight | graphics in training | photos FP32 | photos INT8 | drop "
-             "| graphics FP32 | graphics INT8 | drop | kept step | training s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Activations 'centred, refit N': `kdedge qat --centre --refit-steps N` (ReLU -> max(x, -amax/2), N float"
+             " steps re-learning the borders, then QAT with the weights on their grid); 'shipped FP32' is the float"
+             " graph of the weights kept (the bundle's FP32 file), where the run reports it.", "",
+             "| weight lr | first conv | FP32 loss weight | graphics in training | activations | photos FP32 | photos INT8 | drop "
+             "| photos shipped FP32 | graphics FP32 | graphics INT8 | drop | graphics shipped FP32 | kept step | training s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r, s in summaries.items():
         h = max(s["history"], key=lambda row: row["val_psnr"])
         p, g = s["val_by_subset"]["photos"], s["val_by_subset"]["graphics"]
-        lines.append("| %g%s | %s | %g | %d | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %d | %.0f |" % (
-            r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], r[3], p["fp32"], p["int8"],
-            p["fp32"] - p["int8"], g["fp32"], g["int8"], g["fp32"] - g["int8"], h["step"], s["history"][-1]["seconds"]))
+        shipped = lambda v: "%.4f" % v["fp32_shipped"] if "fp32_shipped" in v else "-"  # noqa: E731
+        seconds = s["history"][-1]["seconds"] + sum(x["seconds"] for x in s.get("refit_history", [])[-1:])
+        lines.append("| %g%s | %s | %g | %d | %s | %.4f | %.4f | %.4f | %s | %.4f | %.4f | %.4f | %s | %d | %.0f |" % (
+            r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], r[3],
+            "centred, refit %d" % r[4] if r[4] else "ReLU", p["fp32"], p["int8"], p["fp32"] - p["int8"], shipped(p),
+            g["fp32"], g["int8"], g["fp32"] - g["int8"], shipped(g), h["step"], seconds))
     lines += ["", "## Test sets, measured once on the chosen recipe (the bundle's own accuracy rows)", "",
               "drop = FP32 of the same bundle minus the row; 'before' = the bundle shipped when this ran",
               "(kdedge/assets/%s_x2)." % args.name, ""] + set_rows_markdown(new, old, "QAT bundle PSNR")

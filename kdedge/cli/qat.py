@@ -8,6 +8,13 @@ carries the learned ranges; `kdedge export` puts them into the INT8 files instea
 Only the image-space residual (and, with --float-first-conv, the 1-channel first conv) stays float:
 no identity-split Adds, the graph OpenVINO runs 1.4x faster than the post-training one.
 
+--centre moves each ReLU's outputs down by half their range (a `FloorReLU`, exported as one Clip):
+TensorRT's symmetric INT8 then spends all 256 codes on them instead of 128. The converted student first
+re-learns its image borders in float (--refit-steps), then QAT runs with its weights on their INT8 grid.
+On the default student it halves the symmetric drop (Set5 0.096 -> 0.051 dB) but costs 0.04 dB in FP32
+and U8S8 and runs 5-17% slower on CPU engines: for deployments that run only the symmetric (TensorRT)
+file (benchmarks/experiments/results/int8_grid.md).
+
 Photos alone teach ranges that clip sharp saturated edges (slides, screens, signs): --graphics adds
 OpenCV-drawn text-and-graphics images to the training patches (32 by default).
 
@@ -20,6 +27,7 @@ examples:
   kdedge qat kdedge/assets/student_x2.safetensors --data ../shared/data/train/T91 \\
       --data ../shared/data/train/BSD200 --float-first-conv --out runs/qat_default/   # the shipped default's recipe
   kdedge qat kdedge/assets/fast_x2 --lr 3e-4 --graphics 0 --data ...       # a bundle folder as the starting point (the fast recipe)
+  kdedge qat CKPT --float-first-conv --centre --steps 3000 --data ...     # centred activations, for TensorRT's symmetric INT8
   kdedge qat CKPT --device cuda ...                                       # on a GPU; Ctrl-C keeps the best step so far
   kdedge export runs/qat_default/qat.safetensors --int8 --u8s8 --out bundle/
 """
@@ -57,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "ranges do not clip sharp saturated edges (slides, screens, signs) (default %d)" % d.graphics)
     parser.add_argument("--val-graphics", type=int, default=d.val_graphics, metavar="N",
                         help="synthetic graphics images (another seed) in the validation split (default %d)" % d.val_graphics)
+    parser.add_argument("--centre", action="store_true", default=False,
+                        help="centre the activations (ReLU -> max(x, -amax/2), next bias compensates) for a symmetric "
+                             "INT8 grid twice as fine; adds a float refit of the borders first (anchor students)")
+    parser.add_argument("--refit-steps", type=int, default=d.refit_steps,
+                        help="with --centre: float fine-tuning steps before QAT (default %d)" % d.refit_steps)
+    parser.add_argument("--refit-lr", type=float, default=d.refit_lr,
+                        help="with --centre: learning rate of the refit, cosine to 0 (default %g)" % d.refit_lr)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="auto",
                         help='"auto" (cuda if available), "cpu", "cuda", "cuda:1" (default: auto)')
@@ -73,6 +88,8 @@ def run(args) -> int:
         raise KdedgeError("--graphics and --val-graphics count images: they must be >= 0", fix="e.g. --graphics 32")
     if args.steps < 1 or args.batch < 1 or args.patch < 8 or args.eval_interval < 1:
         raise KdedgeError("--steps, --batch, --eval-interval must be >= 1 and --patch >= 8", fix="check the numbers")
+    if args.centre and args.refit_steps < 0:
+        raise KdedgeError("--refit-steps must be >= 0 (got %d)" % args.refit_steps, fix="e.g. --refit-steps 6000")
     if args.fp32_weight < 0:
         raise KdedgeError("--fp32-weight must be >= 0 (got %g)" % args.fp32_weight, fix="e.g. --fp32-weight 0.5")
     if not 0.0 <= args.gt_weight <= 1.0:
@@ -87,7 +104,8 @@ def run(args) -> int:
     cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
                     gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
                     float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight,
-                    graphics=args.graphics, val_graphics=args.val_graphics)
+                    graphics=args.graphics, val_graphics=args.val_graphics, centre=args.centre,
+                    refit_steps=args.refit_steps, refit_lr=args.refit_lr)
     summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout, device=str(device))
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best", "val_psnr_fp32_at_best")}, indent=1))
     print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))

@@ -161,21 +161,50 @@ class ESPCN(nn.Module):
         return self.shuffle(self.tail(self.body(x))).clamp(0.0, 1.0)
 
 
+class FloorReLU(nn.Module):
+    """max(x, -floor): a ReLU moved down by `floor`, so that its outputs are centred on zero.
+
+    TensorRT's INT8 is symmetric (zero point 0): a ReLU's outputs, all >= 0, get 128 of the 256 codes.
+    relu(z) - floor with floor = amax/2 spans [-amax/2, amax/2] and gets all of them, a grid twice as
+    fine; the next conv's bias takes the shift back. `kdedge qat --centre` converts a ReLU student into
+    this form (kdedge.distill.qat.centre). ONNX: one Clip with a min, which TensorRT, OpenVINO and ONNX
+    Runtime fuse into the conv before it as they fuse a ReLU.
+    """
+
+    def __init__(self, floor: float):
+        super().__init__()
+        self.floor = float(floor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, min=-self.floor)
+
+    def extra_repr(self) -> str:
+        return "floor=%g" % self.floor
+
+
 class AnchorNet(nn.Module):
     """head conv3x3 + ReLU, `depth` x [conv3x3 + ReLU], tail conv3x3 to c*s^2, + anchor, shuffle, clip.
 
-    `body` is a Sequential whose odd entries are ReLUs; feature distillation hooks pick layers of it
-    by name (`body.1` is the head's activation, `body.3` the first middle block's, ...).
+    `body` is a Sequential whose odd entries are ReLUs (`FloorReLU(f)` for each f of `floors` when
+    given: depth + 1 of them); feature distillation hooks pick layers of it by name (`body.1` is the
+    head's activation, `body.3` the first middle block's, ...).
     """
 
-    def __init__(self, scale: int = 2, color: str = "y", width: int = 24, depth: int = 2, block=None):
+    def __init__(self, scale: int = 2, color: str = "y", width: int = 24, depth: int = 2, block=None,
+                 floors: Sequence[float] = ()):
         super().__init__()
+        from kdedge.errors import KdedgeError
+
         c = _check(scale, color)
         self.scale = scale
+        if floors and len(floors) != depth + 1:
+            raise KdedgeError("anchor: %d floors for %d activations" % (len(floors), depth + 1),
+                              fix="give one floor per activation (depth + 1), or none")
+        act = (lambda i: FloorReLU(floors[i])) if floors else (lambda i: nn.ReLU(inplace=True))
         conv = block or (lambda i, o: nn.Conv2d(i, o, 3, padding=1))
-        layers = [conv(c, width), nn.ReLU(inplace=True)]
-        for _ in range(depth):
-            layers += [conv(width, width), nn.ReLU(inplace=True)]
+        layers = [conv(c, width), act(0)]
+        for i in range(depth):
+            layers += [conv(width, width), act(i + 1)]
         self.body = nn.Sequential(*layers)
         self.tail = conv(width, c * scale * scale)
         self.shuffle = nn.PixelShuffle(scale)
@@ -212,9 +241,11 @@ def espcn(scale: int = 2, color: str = "y", width: int = 32, depth: int = 2) -> 
 
 
 @register_model
-def anchor(scale: int = 2, color: str = "y", width: int = 24, depth: int = 2) -> nn.Module:
-    """Plain INT8-friendly anchor network (defaults: 11.4k MACs/LR px at x2, Y)."""
-    return AnchorNet(scale, color, width, depth)
+def anchor(scale: int = 2, color: str = "y", width: int = 24, depth: int = 2,
+           floors: Sequence[float] = ()) -> nn.Module:
+    """Plain INT8-friendly anchor network (defaults: 11.4k MACs/LR px at x2, Y); `floors`: centred
+    activations (`FloorReLU`), what `kdedge qat --centre` writes."""
+    return AnchorNet(scale, color, width, depth, floors=tuple(float(f) for f in floors))
 
 
 @register_model
