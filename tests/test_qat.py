@@ -41,6 +41,13 @@ def _patches(n=4, size=24, seed=0):
     return torch.from_numpy(np.stack(out)[:, None].copy())
 
 
+def _ort_qdq(proto, x):
+    """ONNX Runtime without graph optimizations: exactly what the Q/DQ graph says."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(None, {"lr": x.numpy()})[0]
+
+
 def test_fake_quant_rounds_saturates_and_passes_gradients():
     from kdedge.distill.qat import fake_quant
 
@@ -73,11 +80,7 @@ def test_simulation_is_the_exported_qdq_graph(tmp_path):
 
     # every float tensor needs a range for the quantizer; those QAT does not learn feed float nodes only
     ranges = dict({t: (-1.0, 1.0) for t in float_tensors(onnx.load(str(fp32)))}, **{k: (-a, a) for k, a in sim.amax().items()})
-    proto = quantize_qdq(fp32, ranges, excluded=FLOAT_NODES)
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    got = session.run(None, {"lr": x.numpy()})[0]
+    got = _ort_qdq(quantize_qdq(fp32, ranges, excluded=FLOAT_NODES), x)
     with torch.no_grad():
         want = sim(x).numpy()
     diff = np.abs(got - want)
@@ -175,12 +178,6 @@ def test_bad_qat_input_names_the_problem(tmp_path, capsys):
     assert main(["qat", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "q")]) == 1
     assert "missing.safetensors: no such file" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
-
-
-def _ort_qdq(proto, x):
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(None, {"lr": x.numpy()})[0]
 
 
 def test_centring_keeps_the_interior_and_its_simulation_is_the_exported_graph(tmp_path):

@@ -180,7 +180,8 @@ def _markdown(result, args, new, old, summaries, best) -> str:
         h = max(s["history"], key=lambda row: row["val_psnr"])
         p, g = s["val_by_subset"]["photos"], s["val_by_subset"]["graphics"]
         shipped = lambda v: "%.4f" % v["fp32_shipped"] if "fp32_shipped" in v else "-"  # noqa: E731
-        seconds = s["history"][-1]["seconds"] + sum(x["seconds"] for x in s.get("refit_history", [])[-1:])
+        refit_seconds = s["refit_history"][-1]["seconds"] if s.get("refit_history") else 0.0
+        seconds = s["history"][-1]["seconds"] + refit_seconds
         lines.append("| %g%s | %s | %g | %d | %s | %.4f | %.4f | %.4f | %s | %.4f | %.4f | %.4f | %s | %d | %.0f |" % (
             r[0], " (chosen)" if r == best else "", "float" if r[1] else "INT8", r[2], r[3],
             "centred, refit %d" % r[4] if r[4] else "ReLU", p["fp32"], p["int8"], p["fp32"] - p["int8"], shipped(p),

@@ -119,6 +119,16 @@ def _plain_anchor(module):
     return net.float().train()
 
 
+def _convs(net) -> List[torch.nn.Conv2d]:
+    """The convs of a fused anchor net in order: the body's, then the tail."""
+    return [m for m in net.body if isinstance(m, torch.nn.Conv2d)] + [net.tail]
+
+
+def _cosine(opt, steps: int):
+    """Cosine decay of every group's learning rate to 0 over `steps` (flat after)."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+
+
 def centre(net, amax: Dict[str, float]):
     """A copy of the fused ReLU anchor `net` with each ReLU centred (`FloorReLU`, floor = amax/2).
 
@@ -133,7 +143,7 @@ def centre(net, amax: Dict[str, float]):
     if floors(net):
         raise KdedgeError("this student's activations are centred already", fix="drop --centre, or start from its ReLU checkpoint")
     net = copy.deepcopy(net)
-    convs = [m for m in net.body if isinstance(m, torch.nn.Conv2d)] + [net.tail]
+    convs = _convs(net)
     with torch.no_grad():
         for j, i in enumerate(range(1, len(net.body), 2)):
             floor = amax[act_tensor(i, net.body[i])] / 2
@@ -168,12 +178,13 @@ class QuantSim(torch.nn.Module):
         self.log_amax = torch.nn.Parameter(torch.tensor([math.log(amax[n]) for n in self.names], dtype=torch.float32))
         self.float_first_conv = float_first_conv
         self.centred = bool(floors(self.net))
+        self._quantized = set(map(id, self.quantized_convs()))  # the modules stay the same objects
 
     def amax(self) -> Dict[str, float]:
         return _shared(dict(zip(self.names, self.log_amax.detach().exp().tolist())))
 
     def quantized_convs(self) -> List[torch.nn.Conv2d]:
-        convs = [m for m in self.net.body if isinstance(m, torch.nn.Conv2d)] + [self.net.tail]
+        convs = _convs(self.net)
         return convs[1:] if self.float_first_conv else convs
 
     def forward(self, x, quantize_activations: bool = True):
@@ -181,12 +192,11 @@ class QuantSim(torch.nn.Module):
 
         q = dict(zip(self.names, self.log_amax.exp()))
         fq = fake_quant if quantize_activations else (lambda t, a: t)  # noqa: E731
-        quantized = set(map(id, self.quantized_convs()))
         anchor = _anchor(x, self.net.scale)  # float: FLOAT_NODES
         h = x if self.float_first_conv else fq(x, q["lr"])
         for i, m in enumerate(self.net.body):
             if isinstance(m, torch.nn.Conv2d):
-                w = fake_quant_weight(m.weight) if id(m) in quantized else m.weight
+                w = fake_quant_weight(m.weight) if id(m) in self._quantized else m.weight
                 h = F.conv2d(h, w, m.bias, padding=m.padding)
             else:  # ONNX Runtime's pairs: conv -> Q/DQ -> activation -> Q/DQ, both on the activation's range
                 a = q[act_tensor(i, m)]
@@ -321,7 +331,7 @@ def refit(net, batch, objective, val_psnr, cfg: QatConfig, log, stopper, history
         p.requires_grad_(True)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.refit_lr)
     steps = cfg.refit_steps
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+    sched = _cosine(opt, steps)
     t0 = time.time()
     v = val_psnr(net.eval())
     history.append({"step": 0, "val_psnr_fp32": v, "seconds": 0.0})
@@ -352,14 +362,13 @@ def _qat(sim: QuantSim, batch, objective, val_psnr, cfg: QatConfig, log, stopper
     history: List[Dict[str, float]] = []
     opt = torch.optim.Adam([{"params": sim.net.parameters(), "lr": cfg.lr},
                             {"params": [sim.log_amax], "lr": cfg.lr_amax}])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    sched = _cosine(opt, cfg.steps)
     history.append({"step": 0, "val_psnr": val_psnr(sim.eval()), "val_psnr_fp32": val_psnr(float_graph.eval()), "seconds": 0.0})
     log("QAT start: fake-quant validation %.4f dB (FP32 %.4f)" % (history[-1]["val_psnr"], history[-1]["val_psnr_fp32"]))
     best = (history[-1]["val_psnr"], copy.deepcopy(sim.state_dict()))
     t0 = time.time()
-    for step in range(1, cfg.steps + 1):
-        if stopper.signal is not None and step == 1:  # stopped during the refit
-            break
+    steps = 0 if stopper.signal is not None else cfg.steps  # stopped during the refit: no QAT
+    for step in range(1, steps + 1):
         x, hr, target = batch()
         loss = objective(sim.train()(x), hr, target)
         if cfg.fp32_weight:

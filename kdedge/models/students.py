@@ -167,8 +167,9 @@ class FloorReLU(nn.Module):
     TensorRT's INT8 is symmetric (zero point 0): a ReLU's outputs, all >= 0, get 128 of the 256 codes.
     relu(z) - floor with floor = amax/2 spans [-amax/2, amax/2] and gets all of them, a grid twice as
     fine; the next conv's bias takes the shift back. `kdedge qat --centre` converts a ReLU student into
-    this form (kdedge.distill.qat.centre). ONNX: one Clip with a min, which TensorRT, OpenVINO and ONNX
-    Runtime fuse into the conv before it as they fuse a ReLU.
+    this form (kdedge.distill.qat.centre). ONNX: one Clip with a min. Measured on CPUs it costs speed
+    (OpenVINO U8S8 1.17x, ONNX Runtime FP32 1.06x slower than the ReLU graph; whether TensorRT fuses it
+    is unmeasured): benchmarks/experiments/results/centred_speed.md.
     """
 
     def __init__(self, floor: float):
