@@ -37,6 +37,8 @@ def run_args(args, name: str, distil: bool):
            "--out", str(Path(args.runs) / name)]
     if args.branches:
         cmd += ["--branches", args.branches]
+    if args.recycle_interval:
+        cmd += ["--recycle-interval", str(args.recycle_interval)]
     if distil:
         cmd += ["--teacher", args.teacher, "--gt-weight", str(args.gt_weight), "--kd-weight", str(args.kd_weight),
                 "--teacher-cache", "disk"]
@@ -84,6 +86,8 @@ def main() -> None:
                     help="train only one of the pair; the report still evaluates both run folders")
     ap.add_argument("--eval-interval", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--recycle-interval", type=int, default=0,
+                    help="re-initialise dead ReLU channels every N steps, in both runs (kdedge distill --recycle-interval)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--parallel", action="store_true", help="run both trainings at once (2 cores)")
     ap.add_argument("--runs", default=str(REPO / "runs" / "distill_imdn"))
@@ -133,7 +137,7 @@ def main() -> None:
             "params_deployed": complexity(model.module)["params"],
             "config": {k: cfg.get(k) for k in ("student", "width", "depth", "branches", "batch", "patch", "lr", "ema",
                                                "gt_weight", "kd_weight", "hr_as_lr", "extra_lr", "unlabeled_ratio",
-                                               "steps", "seed", "teacher")},
+                                               "steps", "seed", "teacher", "recycle_interval", "recycle_until")},
             "results": evaluate(str(ck)),
         }
         print(name, rows[name]["results"], flush=True)

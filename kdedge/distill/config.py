@@ -55,6 +55,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW decay; tiny nets underfit, so off by default
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off. Checkpoints deploy the EMA weights
     grad_clip: float = 0.0  # clip the gradient norm; 0 = off
+    recycle_interval: int = 0  # every N steps re-initialise ReLU channels that never fire (ReDo; anchor, repanchor, espcn students); 0 = off
+    recycle_until: float = 0.75  # fraction of the steps after which no channel is recycled (it needs time to learn)
     # ---- run ------------------------------------------------------------------------------------
     out: str = ""  # run folder; "" = runs/<command>/<date-time>
     resume: str = ""  # "" = fresh run; "last" = <out>/last.safetensors; or a checkpoint path
@@ -139,6 +141,9 @@ def validate(cfg: TrainConfig) -> None:
                           fix="add --teacher and --kd-weight")
     if cfg.unlabeled_ratio and not (cfg.extra_lr or cfg.hr_as_lr or cfg.footage):
         raise KdedgeError("unlabeled_ratio > 0 but no images without ground truth", fix="add --footage URI, --extra-lr FOLDER or --hr-as-lr")
+    if cfg.recycle_interval < 0 or not 0.0 <= cfg.recycle_until <= 1.0:
+        raise KdedgeError("recycle_interval must be >= 0 and recycle_until in [0, 1] (got %r, %r)"
+                          % (cfg.recycle_interval, cfg.recycle_until))
     if cfg.footage_stride < 1:
         raise KdedgeError("footage_stride must be >= 1 (got %r)" % cfg.footage_stride)
     if not 0.0 <= cfg.footage_holdout < 1.0:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from kdedge.checkpoint import atomic_write_bytes
 from kdedge.errors import KdedgeError
 
-METRIC_FIELDS = ["step", "seconds", "lr", "loss", "gt", "kd", "feat", "val_psnr", "footage_agree_psnr", "ms_per_step"]
+METRIC_FIELDS = ["step", "seconds", "lr", "loss", "gt", "kd", "feat", "val_psnr", "footage_agree_psnr", "ms_per_step", "recycled"]
 
 
 def default_out(command: str) -> str:

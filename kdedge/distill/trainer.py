@@ -140,6 +140,8 @@ def _train(s: "_Session", resume_path: Optional[Path]) -> Dict[str, Any]:
         batch = patches(per_rank, rng)
         terms = _step(s, st, model, data, batch, p.step)  # forward, losses, backward, optimizer, EMA
         p.step += 1
+        if cfg.recycle_interval and p.step % cfg.recycle_interval == 0 and p.step <= cfg.recycle_until * cfg.steps:
+            _recycle(s, st, patches, per_rank, p, bar)  # dead ReLU channels re-initialised (ReDo)
         p.since_log += 1
         if bar is not None:
             bar.update(1)
@@ -190,6 +192,7 @@ class _Progress:
     t_start: float = 0.0
     t_log: float = 0.0
     since_log: int = 0
+    recycled: int = 0  # dead channels re-initialised so far (--recycle-interval)
 
     def seconds(self) -> float:
         return self.elapsed + time.time() - self.t_start
@@ -203,6 +206,7 @@ def _resume(s: _Session, st: Student, path: Optional[Path]) -> _Progress:
     p.step, p.best, p.elapsed = rundir.restore(path, st.module, st.optimizer, st.ema, adapters)
     if s.dist.is_main:
         p.rows = rundir.read_metrics(s.out / "metrics.csv", p.step)
+        p.recycled = int(float(p.rows[-1].get("recycled") or 0)) if p.rows else 0
         print("resumed %s at step %d (best val %.2f dB)" % (path, p.step, p.best))
     return p
 
@@ -262,6 +266,31 @@ def _step(s: _Session, st: Student, model, data: RunData, batch: Dict[str, torch
     return terms
 
 
+RECYCLE_BATCHES = 8  # fresh batches a channel must stay silent on to count as dead
+
+
+def _recycle(s: _Session, st: Student, patches, per_rank: int, p: _Progress, bar) -> None:
+    """Find ReLU channels that never fire on a few fresh batches and re-initialise them (kdedge.distill.recycle).
+    The batches come from their own generator, so the training draws stay those of a run without recycling;
+    the main rank decides and every rank applies the same surgery."""
+    from kdedge.distill.recycle import dead_channels, recycle
+
+    cfg, dist = s.cfg, s.dist
+    dead = None
+    if dist.is_main:
+        rng = np.random.default_rng([cfg.seed, 0xDEAD, p.step])
+        dead = dead_channels(unwrap(st.module), [patches(per_rank, rng)["lr"] for _ in range(RECYCLE_BATCHES)])
+    dead = ddp.broadcast_object(dist, dead)
+    if not dead:
+        return
+    generator = torch.Generator().manual_seed(cfg.seed * 1000003 + p.step)
+    p.recycled += recycle(unwrap(st.module), dead, generator, st.optimizer, st.ema.module if st.ema is not None else None)
+    if dist.is_main:
+        msg = "step %d: re-initialised dead ReLU channels %s" % (
+            p.step, ", ".join("body.%d:%s" % (2 * k + 1, c) for k, c in sorted(dead.items())))
+        bar.write(msg) if bar is not None else print(msg, flush=True)
+
+
 def _log(s: _Session, st: Student, data: RunData, p: _Progress, lr: float, terms, do_eval: bool, bar) -> None:
     """Append a metrics row (validation PSNR on eval steps) and rewrite metrics.csv."""
     # .item() forces a device sync: only here, every log_interval steps.
@@ -269,6 +298,8 @@ def _log(s: _Session, st: Student, data: RunData, p: _Progress, lr: float, terms
     row = {"step": p.step, "seconds": round(p.elapsed + now - p.t_start, 2), "lr": "%.3g" % lr,
            "ms_per_step": round(1000 * (now - p.t_log) / p.since_log, 1)}
     row.update({k if k != "total" else "loss": "%.6f" % v.item() for k, v in terms.items()})
+    if s.cfg.recycle_interval:
+        row["recycled"] = p.recycled
     p.t_log, p.since_log = now, 0
     if do_eval:
         p.last_val = _measure(s, st, validate_psnr, data.val_pairs)
