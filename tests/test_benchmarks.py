@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = ("run_all", "quality", "speed", "video", "plots", "report", "peak", "jetson_estimate",
          "openvino_cpu", "openvino_eval")
 EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak", "qat_recipe",
-               "student_choice", "int8_sensitivity", "default_speed_ratio")
+               "student_choice", "int8_sensitivity", "default_speed_ratio", "dead_channels", "recycle_compare")
 RELEASE = ("distill_assets", "ship_bundle", "anchor_bundle")
 
 

@@ -18,37 +18,48 @@ SHARED = REPO.parent / "shared"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+_INPUTS = []
+
+
+def count_dead(spec: str) -> dict:
+    """{"dead_per_activation", "dead", "channels"} of the fused student in checkpoint or bundle `spec`."""
+    import torch
+
+    from kdedge.distill.qat import _plain_anchor, load_student
+    from kdedge.distill.recycle import dead_channels
+
+    if not _INPUTS:
+        from kdedge.distill.config import TrainConfig
+        from kdedge.distill.data import make_sample
+        from kdedge.distill.inputs import load_images
+
+        train, _ = load_images(TrainConfig(data=[str(SHARED / "data" / "train" / d) for d in ("T91", "BSD200")], val_holdout=8))
+        _INPUTS.extend((im.name, torch.from_numpy(make_sample(im, 2, "y").lr.copy())[None].float()) for im in train[::12][:24])
+    net = _plain_anchor(load_student(spec).module).eval()
+    dead = dead_channels(net, [x for _, x in _INPUTS])
+    per_layer = [len(dead.get(k, [])) for k in range(len(net.body) // 2)]
+    return {"dead_per_activation": per_layer, "dead": sum(per_layer), "channels": net.tail.in_channels * len(per_layer)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+", help="checkpoints or bundle folders of anchor-family students")
     ap.add_argument("--out-name", default="dead_channels")
     args = ap.parse_args(argv)
 
-    import numpy as np
     import torch
 
-    from kdedge.distill.config import TrainConfig
-    from kdedge.distill.data import make_sample
-    from kdedge.distill.inputs import load_images
-    from kdedge.distill.qat import _plain_anchor, load_student
-    from kdedge.distill.recycle import dead_channels
-
     torch.set_num_threads(1)
-    train, _ = load_images(TrainConfig(data=[str(SHARED / "data" / "train" / d) for d in ("T91", "BSD200")], val_holdout=8))
-    images = train[::12][:24]
-    inputs = [torch.from_numpy(np.ascontiguousarray(make_sample(im, 2, "y").lr))[None].float() for im in images]
     rows = {}
     for spec in args.checkpoints:
-        net = _plain_anchor(load_student(spec).module).eval()
-        dead = dead_channels(net, inputs)
-        per_layer = [len(dead.get(k, [])) for k in range(len(net.body) // 2)]
-        rows[spec] = {"dead_per_activation": per_layer, "dead": sum(per_layer), "channels": net.tail.in_channels * len(per_layer)}
+        rows[spec] = count_dead(spec)
         print(spec, rows[spec], flush=True)
+    images = [n for n, _ in _INPUTS]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / (args.out_name + ".json")).write_text(json.dumps({"images": [i.name for i in images], "rows": rows}, indent=1) + "\n")
+    (RESULTS / (args.out_name + ".json")).write_text(json.dumps({"images": images, "rows": rows}, indent=1) + "\n")
     lines = ["Command: `python benchmarks/experiments/dead_channels.py %s`" % " ".join(args.checkpoints), "",
              "ReLU channels never positive on 24 training images (%s, ...), per activation (body.1, body.3, ...)."
-             % ", ".join(i.name for i in images[:3]), "",
+             % ", ".join(images[:3]), "",
              "| student | dead per activation | dead / all |", "|---|---|---|"]
     lines += ["| `%s` | %s | %d / %d |" % (k, " ".join(map(str, r["dead_per_activation"])), r["dead"], r["channels"]) for k, r in rows.items()]
     (RESULTS / (args.out_name + ".md")).write_text("\n".join(lines) + "\n")
