@@ -18,8 +18,9 @@ machines: torchrun --nproc_per_node=N -m kdedge distill ... (DDP; gloo on CPUs).
 examples:
   kdedge distill
   kdedge distill --teacher imdn_x2 --data ../shared/data/train/T91 ../shared/data/train/BSD200 \\
-                 --val ../shared/data/test/Set5 --student repanchor --steps 20000 --out runs/imdn
+                 --val-holdout 2 --student repanchor --steps 20000 --out runs/imdn
   kdedge distill --resume --out runs/imdn
+  kdedge distill ... --recycle-interval 2000     # re-initialise ReLU channels that stopped firing
   kdedge distill --teacher imdn_x2 --no-hr-as-lr --unlabeled-ratio 0 --feat-weight 0.1 \\
                  --feat-pairs body.1=IMDB2,body.3=IMDB6 --teacher-cache off
   kdedge eval --model runs/imdn/best.safetensors --data ../shared/data/test/Set5
