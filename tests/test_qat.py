@@ -48,6 +48,21 @@ def _ort_qdq(proto, x):
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(None, {"lr": x.numpy()})[0]
 
 
+def _qdq_vs_sim(fp32, sim, x):
+    """|ONNX Runtime on the Q/DQ file export writes from `fp32` with `sim`'s learned ranges - `sim(x)`|."""
+    import onnx
+
+    from kdedge.distill.qat import FLOAT_NODES
+    from kdedge.export.calibrate import float_tensors
+    from kdedge.export.quantize import quantize_qdq
+
+    # every float tensor needs a range for the quantizer; those QAT does not learn feed float nodes only
+    ranges = dict({t: (-1.0, 1.0) for t in float_tensors(onnx.load(str(fp32)))}, **{k: (-a, a) for k, a in sim.amax().items()})
+    got = _ort_qdq(quantize_qdq(fp32, ranges, excluded=FLOAT_NODES), x)
+    with torch.no_grad():
+        return np.abs(got - sim(x).numpy())
+
+
 def test_fake_quant_rounds_saturates_and_passes_gradients():
     from kdedge.distill.qat import fake_quant
 
@@ -66,24 +81,12 @@ def test_simulation_is_the_exported_qdq_graph(tmp_path):
     simulation QAT trains must match it (a range on the wrong tensor differs by ~1e-3 on average)."""
     from kdedge.distill.qat import QuantSim, calibrate_amax
     from kdedge.export.onnx_export import export_onnx
-    from kdedge.export.quantize import quantize_qdq
 
     model = _student()
     x = _patches()
     sim = QuantSim(model.module, calibrate_amax(model.module, [x])).eval()
     fp32 = export_onnx(model, tmp_path / "model.onnx")
-    from kdedge.distill.qat import FLOAT_NODES
-
-    import onnx
-
-    from kdedge.export.calibrate import float_tensors
-
-    # every float tensor needs a range for the quantizer; those QAT does not learn feed float nodes only
-    ranges = dict({t: (-1.0, 1.0) for t in float_tensors(onnx.load(str(fp32)))}, **{k: (-a, a) for k, a in sim.amax().items()})
-    got = _ort_qdq(quantize_qdq(fp32, ranges, excluded=FLOAT_NODES), x)
-    with torch.no_grad():
-        want = sim(x).numpy()
-    diff = np.abs(got - want)
+    diff = _qdq_vs_sim(fp32, sim, x)
     # float accumulation order differs (ORT vs torch), so a value at a rounding tie may land one grid
     # step apart inside the net; on average the outputs agree to float precision
     assert diff.mean() < 2e-5 and diff.max() < 5e-3, (diff.mean(), diff.max())
@@ -187,10 +190,8 @@ def test_centring_keeps_the_interior_and_its_simulation_is_the_exported_graph(tm
     Runtime computes from the Q/DQ file."""
     import onnx
 
-    from kdedge.distill.qat import FLOAT_NODES, QuantSim, _plain_anchor, calibrate_amax, centre, floors, snap_weights
-    from kdedge.export.calibrate import float_tensors
+    from kdedge.distill.qat import QuantSim, _plain_anchor, calibrate_amax, centre, floors, snap_weights
     from kdedge.export.onnx_export import export_onnx
-    from kdedge.export.quantize import quantize_qdq
     from kdedge.models.descriptor import SRModel
 
     model = _student()
@@ -214,11 +215,7 @@ def test_centring_keeps_the_interior_and_its_simulation_is_the_exported_graph(tm
                                model_args={"width": 8, "depth": 1, "floors": floors(sim.net)}), tmp_path / "model.onnx")
     ops = [n.op_type for n in onnx.load(str(fp32)).graph.node]
     assert ops.count("Clip") == 3 and "Relu" not in ops  # two floors + the output clip
-    ranges = dict({t: (-1.0, 1.0) for t in float_tensors(onnx.load(str(fp32)))}, **{k: (-a, a) for k, a in sim.amax().items()})
-    got = _ort_qdq(quantize_qdq(fp32, ranges, excluded=FLOAT_NODES), x)
-    with torch.no_grad():
-        want = sim(x).numpy()
-    diff = np.abs(got - want)
+    diff = _qdq_vs_sim(fp32, sim, x)
     assert diff.mean() < 2e-5 and diff.max() < 5e-3, (diff.mean(), diff.max())
     # the weights were written on their grid: rounding them again changes nothing
     from kdedge.distill.qat import fake_quant_weight

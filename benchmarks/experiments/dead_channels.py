@@ -9,6 +9,7 @@ the bundle exports. Writes experiments/results/dead_channels.{json,md} (--out-na
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -18,25 +19,26 @@ SHARED = REPO.parent / "shared"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-_INPUTS = []
+@functools.lru_cache(maxsize=1)
+def probe_images():
+    """(name, 1x1xhxw LR Y tensor) of the 24 training images every count uses (loaded once)."""
+    import torch
+
+    from kdedge.distill.config import TrainConfig
+    from kdedge.distill.data import make_sample
+    from kdedge.distill.inputs import load_images
+
+    train, _ = load_images(TrainConfig(data=[str(SHARED / "data" / "train" / d) for d in ("T91", "BSD200")], val_holdout=8))
+    return tuple((im.name, torch.from_numpy(make_sample(im, 2, "y").lr.copy())[None].float()) for im in train[::12][:24])
 
 
 def count_dead(spec: str) -> dict:
     """{"dead_per_activation", "dead", "channels"} of the fused student in checkpoint or bundle `spec`."""
-    import torch
-
     from kdedge.distill.qat import _plain_anchor, load_student
     from kdedge.distill.recycle import dead_channels
 
-    if not _INPUTS:
-        from kdedge.distill.config import TrainConfig
-        from kdedge.distill.data import make_sample
-        from kdedge.distill.inputs import load_images
-
-        train, _ = load_images(TrainConfig(data=[str(SHARED / "data" / "train" / d) for d in ("T91", "BSD200")], val_holdout=8))
-        _INPUTS.extend((im.name, torch.from_numpy(make_sample(im, 2, "y").lr.copy())[None].float()) for im in train[::12][:24])
     net = _plain_anchor(load_student(spec).module).eval()
-    dead = dead_channels(net, [x for _, x in _INPUTS])
+    dead = dead_channels(net, [x for _, x in probe_images()])
     per_layer = [len(dead.get(k, [])) for k in range(len(net.body) // 2)]
     return {"dead_per_activation": per_layer, "dead": sum(per_layer), "channels": net.tail.in_channels * len(per_layer)}
 
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     for spec in args.checkpoints:
         rows[spec] = count_dead(spec)
         print(spec, rows[spec], flush=True)
-    images = [n for n, _ in _INPUTS]
+    images = [n for n, _ in probe_images()]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / (args.out_name + ".json")).write_text(json.dumps({"images": images, "rows": rows}, indent=1) + "\n")
     lines = ["Command: `python benchmarks/experiments/dead_channels.py %s`" % " ".join(args.checkpoints), "",

@@ -84,8 +84,8 @@ def main(argv=None) -> int:
     for name, p in pairs.items():
         lines += ["## %s" % name, "", "| step | without | recycled | difference |", "|---|---|---|---|"]
         lines += ["| %d | %.3f | %.3f | %+.3f |" % (s, a, b, b - a) for s, a, b in zip(p["steps"], p["val_control"], p["val_recycled"])]
-        tail = p["steps"][len(p["steps"]) // 2:]
-        mean = sum(b - a for s, a, b in zip(p["steps"], p["val_control"], p["val_recycled"]) if s in tail) / len(tail)
+        half = len(p["steps"]) // 2
+        mean = sum(b - a for a, b in zip(p["val_control"][half:], p["val_recycled"][half:])) / (len(p["steps"]) - half)
         rec = p["recycled_per_check"]
         lines += ["", "Mean difference over the second half of the evaluations: %+.3f dB. Dead channels at the end: %d "
                   "without, %d with (per activation: %s / %s). Channels re-initialised per check: %s."
