@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = ("run_all", "quality", "speed", "video", "plots", "report", "peak", "jetson_estimate",
          "openvino_cpu", "openvino_eval")
 EXPERIMENTS = ("distill_imdn", "footage_calendar", "distill_steptime", "calendar_x2", "student_speed", "soak", "qat_recipe",
-               "student_choice", "int8_sensitivity", "default_speed_ratio", "dead_channels", "recycle_compare")
+               "student_choice", "int8_sensitivity", "default_speed_ratio", "dead_channels", "recycle_compare",
+               "precision_floor")
 RELEASE = ("distill_assets", "ship_bundle", "anchor_bundle")
 
 
@@ -176,6 +177,24 @@ def test_every_benchmark_and_release_script_runs(path):
         pytest.importorskip("torch")  # a training-step benchmark: imports torch at the top
     r = _script(path, "--help")
     assert r.returncode == 0 and "usage:" in r.stdout, r.stderr
+
+
+def test_precision_floor_grid_at_127_levels_is_the_shipped_int8():
+    """The experiment's finer grids are measured against INT8 itself: at 127 levels its quantizer is
+    qat.fake_quant value for value (round half to even, saturation at -128 and 127)."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "experiments"))
+    try:
+        from precision_floor import grid_fake_quant
+    finally:
+        sys.path.pop(0)
+    from kdedge.distill.qat import fake_quant
+
+    x, amax = torch.linspace(-1.5, 1.5, 10001), torch.tensor(1.27)
+    assert torch.equal(grid_fake_quant(127)(x, amax), fake_quant(x, amax))
+    fine = grid_fake_quant(255)(x, amax)
+    assert len(torch.unique(fine[(x >= 0) & (x <= 1.27)])) == 256  # twice INT8's codes over a ReLU's range
+    assert (fine - x).abs()[x.abs() <= 1.27].max() <= 1.27 / 255 / 2 + 1e-6
 
 
 def test_student_choice_rule_is_validation_int8_within_the_budget():
