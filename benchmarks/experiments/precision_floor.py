@@ -105,10 +105,12 @@ def markdown(spec: str, results: dict, command: str, seconds: float) -> str:
              "Student: `%s`, simulated exactly as its Q/DQ file computes (`QuantSim`, its learned ranges); then every "
              "quantized activation on a grid of N levels per sign over the same range (127 = INT8 symmetric, what ships; "
              "255 = all 256 codes on a ReLU's outputs: 8 bits unsigned; 511, 1023 = 9, 10 bits). Each cell: PSNR (dB), "
-             "and in brackets the drop from FP32. Nothing is trained or chosen here; Set5 and Set14 are measured once." % spec,
+             "and in brackets the drop from FP32, then (for the activation grids) the part the activations add to the "
+             "weights' grid. Nothing is trained or chosen here; Set5 and Set14 are measured once." % spec,
              "", head, "|---" * (3 + len(LEVELS)) + "|"]
     for name, r in results.items():
-        cells = ["%.4f (%.4f)" % (r[k], r["fp32"] - r[k]) for k in ["weights_only"] + [str(n) for n in LEVELS]]
+        cells = ["%.4f (%.4f)" % (r["weights_only"], r["fp32"] - r["weights_only"])] + [
+            "%.4f (%.4f; %.4f)" % (r[k], r["fp32"] - r[k], r["weights_only"] - r[k]) for k in map(str, LEVELS)]
         lines.append("| %s | %.4f | %s |" % (name, r["fp32"], " | ".join(cells)))
     return "\n".join(lines) + "\n"
 
