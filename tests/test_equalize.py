@@ -53,3 +53,26 @@ def test_equalize_refuses_centred_students():
     x = [torch.rand(2, 1, 24, 24)]
     with pytest.raises(ValueError, match="FloorReLU"):
         equalize(centre(net, calibrate_amax(net, x)), x)
+
+
+def test_qat_from_an_equalized_start_trains_the_weights(tmp_path):
+    """`kdedge qat --equalize`: the equalized copy must be trainable (a copy of the frozen FP32 target is not),
+    and the checkpoint computes the student's function up to what QAT changed."""
+    pytest.importorskip("skimage")
+    import json
+
+    from kdedge.checkpoint import save_checkpoint
+    from kdedge.cli import main
+    from kdedge.models import create_model
+
+    torch.manual_seed(0)
+    module = create_model("repanchor", scale=2, color="y", width=8, depth=1)
+    ckpt = tmp_path / "student.safetensors"
+    save_checkpoint(ckpt, module, arch="repanchor", model_args={"width": 8, "depth": 1}, scale=2, color="y")
+    out = tmp_path / "qat"
+    assert main(["qat", str(ckpt), "--out", str(out), "--equalize", "1", "--steps", "2", "--eval-interval", "1",
+                 "--patch", "16", "--batch", "2", "--graphics", "1", "--val-graphics", "1"]) == 0
+    history = json.loads((out / "qat.json").read_text())["history"]
+    assert [h["step"] for h in history] == [0, 1, 2]
+    assert len({round(h["val_psnr_fp32"], 6) for h in history}) > 1  # the float weights moved
+    assert json.loads((out / "qat.json").read_text())["val_psnr_fp32"] == pytest.approx(history[0]["val_psnr_fp32"], abs=1e-3)

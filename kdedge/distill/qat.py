@@ -321,7 +321,8 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
         if cfg.equalize:
             from kdedge.distill.equalize import equalize
 
-            net = equalize(fp32, calib, cfg.equalize, cfg.equalize_max_scale)  # same function, even ranges
+            # from a fresh fused copy: `fp32` is the frozen target (requires_grad off)
+            net = equalize(_plain_anchor(model.module), calib, cfg.equalize, cfg.equalize_max_scale)
         if cfg.centre:
             start = net if cfg.equalize else fp32
             net = refit(centre(start, calibrate_amax(start, calib)), batch, objective, val_psnr, cfg, log, stopper, refit_history)
