@@ -240,9 +240,11 @@ def _header(path) -> Optional[Dict[str, Any]]:
 
 
 def _budget(h: Dict[str, Any]) -> Dict[str, Any]:
-    """What makes two runs the same training budget: steps done, scheduled steps, data, seed."""
+    """What makes two runs the same training budget: steps done, scheduled steps, data, seed, and dead-channel
+    recycling (`--recycle-interval`, absent from checkpoints older than it: off)."""
     c = h.get("config") or {}
-    return {"step": h.get("step"), "steps": c.get("steps"), "data": c.get("data"), "seed": c.get("seed")}
+    recycle = (c.get("recycle_interval") or 0, c.get("recycle_until") if c.get("recycle_interval") else None)
+    return {"step": h.get("step"), "steps": c.get("steps"), "data": c.get("data"), "seed": c.get("seed"), "recycle": recycle}
 
 
 def find_twin(bundle: Path):

@@ -214,3 +214,34 @@ def test_student_choice_rule_is_validation_int8_within_the_budget():
     assert choose({"a": cand(9936, 30.19, 35.22), "b": cand(9936, 30.25, 35.10)}) == "a"  # slides 0.12 dB worse
     with pytest.raises(SystemExit):
         choose({"big": cand(13000, 30.4, 35.3)})
+
+
+def test_the_twin_row_matches_the_default_students_recipe_not_just_its_steps(tmp_path, monkeypatch):
+    """`kdedge-noteacher` is the default student's recipe without its teacher: same steps, data, seed and
+    dead-channel recycling. A teacher-less run of another recipe is named in the note, never measured."""
+    torch = pytest.importorskip("torch")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import common
+    finally:
+        sys.path.pop(0)
+    from kdedge.checkpoint import save_checkpoint
+    from kdedge.models import create_model
+
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "benchmarks" / "results")
+    module = create_model("repanchor", scale=2, color="y", width=4, depth=1)
+
+    def ckpt(path, teacher, **config):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = dict({"steps": 10, "data": ["T91"], "seed": 0}, **config)
+        save_checkpoint(path, module, arch="repanchor", model_args={"width": 4, "depth": 1}, scale=2, color="y",
+                        step=10, teacher=teacher, config=config)
+
+    ckpt(tmp_path / "kdedge" / "assets" / "student_x2.safetensors", {"spec": "imdn"}, recycle_interval=2000, recycle_until=0.75)
+    ckpt(tmp_path / "runs" / "plain" / "twin" / "last.safetensors", None)  # no recycling: another recipe
+    found, note = common.find_twin(tmp_path)
+    assert found is None and "runs/plain/twin/last.safetensors" in note and "not measured" in note
+    ckpt(tmp_path / "runs" / "recycled" / "twin" / "last.safetensors", None, recycle_interval=2000, recycle_until=0.75)
+    found, note = common.find_twin(tmp_path)
+    assert found == tmp_path / "runs" / "recycled" / "twin" / "last.safetensors" and "no teacher" in note
