@@ -63,7 +63,7 @@ def export_int8(model, fp32: Path, folder: Path, files: Dict[str, str], images: 
         logged(log, "int8", save_model(int8, folder / files["int8"]), t0)
         calibration = plan.method if plan.method != "percentile" else "percentile-%g" % cal.DEFAULT_PERCENTILE
         if qat:
-            calibration = "learned (kdedge qat, %d steps)" % qat["config"]["steps"]
+            calibration = qat_calibration_label(qat)
         artifacts = {"int8": Artifact({"file": files["int8"], "quantization": {
             "activations": "int8-symmetric", "weights": "int8-per-channel-symmetric", "calibration": calibration,
             "calibration_images": len(images.calib_inputs), "calibration_folder": images.calib_label,
@@ -198,3 +198,16 @@ def plan_qat(path, qat: Dict[str, Any], calib_inputs, drop_of, log) -> Int8Plan:
     log("[qat] learned ranges for %d tensors, float: %s; estimated drop %.4f dB on the calibration images"
         % (len(learned), ", ".join(excluded) or "none", drop))
     return Int8Plan(stats, "qat", {"qat": drop}, ranges, excluded, None, drop, u8s8)
+
+
+def qat_calibration_label(qat: dict) -> str:
+    """How a `kdedge qat` checkpoint's ranges came about: the step kept on validation, not just the schedule
+    (a run whose starting point stayed best ships percentile-calibrated ranges, and says so)."""
+    steps = qat["config"]["steps"]
+    history = qat.get("history") or []
+    kept = max(history, key=lambda h: h["val_psnr"])["step"] if history else None
+    if kept is None:
+        return "learned (kdedge qat, %d steps)" % steps
+    if kept == 0:
+        return "percentile (kdedge qat kept its calibrated start: none of %d steps beat it on validation)" % steps
+    return "learned (kdedge qat, step %d of %d kept on validation)" % (kept, steps)

@@ -93,6 +93,16 @@ def test_simulation_is_the_exported_qdq_graph(tmp_path):
     assert (diff > 1e-5).mean() < 0.01
 
 
+def test_the_manifest_says_which_qat_step_its_ranges_come_from():
+    from kdedge.export.int8 import qat_calibration_label
+
+    qat = {"config": {"steps": 5000}, "history": [{"step": 0, "val_psnr": 30.0}, {"step": 500, "val_psnr": 30.2},
+                                                  {"step": 1000, "val_psnr": 30.1}]}
+    assert qat_calibration_label(qat) == "learned (kdedge qat, step 500 of 5000 kept on validation)"
+    qat["history"][0]["val_psnr"] = 31.0  # no step beat the calibrated start: the ranges were never learned
+    assert qat_calibration_label(qat).startswith("percentile (kdedge qat kept its calibrated start")
+
+
 def test_qat_refuses_students_it_cannot_simulate():
     from kdedge.distill.qat import QuantSim
 
@@ -129,7 +139,9 @@ def test_qat_checkpoint_exports_with_its_learned_ranges(tmp_path):
     result = export_bundle(str(out / "qat.safetensors"),
                            ExportOptions(out=tmp_path / "bundle", int8=True, u8s8=True, calib=calib, log=lambda s: None))
     q = result["manifest"].precisions["int8"]["quantization"]
-    assert q["excluded_nodes"] == ["/net/Concat", "/net/Add"] and q["calibration"].startswith("learned") and q["graph"] == "plain"
+    assert q["excluded_nodes"] == ["/net/Concat", "/net/Add"] and "kdedge qat" in q["calibration"] and q["graph"] == "plain"
+    kept = max(summary["history"], key=lambda h: h["val_psnr"])["step"]
+    assert ("step %d of 4 kept" % kept in q["calibration"]) if kept else q["calibration"].startswith("percentile")
     import onnx
 
     inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "bundle" / "model.int8.onnx")).graph.initializer}
