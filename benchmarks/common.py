@@ -169,17 +169,20 @@ def discover_rows(bundle: Optional[Path] = None, twin: Optional[Path] = None) ->
                           "every node quantized, symmetric INT8 (export's 'int8_naive_minmax')")
     rows.append(naive_row)
 
-    # The same student trained without a teacher (same steps): a kdedge checkpoint from `kdedge train`.
+    # The teacher's share: the same student and recipe trained the other way, without the teacher when the
+    # default was distilled (`kdedge train`), with it when the default was trained without one.
     twin = twin or os.environ.get("KDEDGE_BENCH_TWIN")
     note = ""
     if not twin:
         found, note = find_twin(bundle)
         twin = str(found) if found else None
-    rows.append(Row("kdedge-noteacher", "same student trained without a teacher (FP32)", "torch", "kdedge",
-                    path=twin, precision="fp32", note=note,
+    key, label, what = (("kdedge-noteacher", "same student trained without a teacher (FP32)", "teacher-less")
+                        if default_is_distilled(bundle) else
+                        ("kdedge-distilled", "same student distilled from a teacher (FP32)", "distilled"))
+    rows.append(Row(key, label, "torch", "kdedge", path=twin, precision="fp32", note=note,
                     status="ok" if twin and Path(twin).is_file() else
-                    "%s (no teacher-less checkpoint with the default student's architecture and training budget in "
-                    "runs/, kdedge/assets/ or benchmarks/results/)" % NOT_PRODUCED))
+                    "%s (no %s checkpoint with the default student's architecture and training budget in "
+                    "runs/, kdedge/assets/ or benchmarks/results/)" % (NOT_PRODUCED, what)))
 
     # The same bundle files on OpenVINO (the CPU backend `auto` picks where it is installed): bf16 where
     # the CPU computes it natively (the FP32 file), and the INT8 files with f32 float layers.
@@ -247,15 +250,28 @@ def _budget(h: Dict[str, Any]) -> Dict[str, Any]:
     return {"step": h.get("step"), "steps": c.get("steps"), "data": c.get("data"), "seed": c.get("seed"), "recycle": recycle}
 
 
+def default_is_distilled(bundle: Path) -> bool:
+    """Whether the default student learned from a teacher: its checkpoint's header, else the bundle's manifest."""
+    ref = REPO / "kdedge" / "assets" / "student_x2.safetensors"
+    h = _header(ref) if ref.is_file() else None
+    if h is not None:
+        return bool(h.get("teacher"))
+    try:
+        return bool(json.loads((Path(bundle) / "manifest.json").read_text()).get("source", {}).get("teacher"))
+    except (OSError, ValueError):
+        return True
+
+
 def find_twin(bundle: Path):
-    """(path, note) of the default student's twin: same architecture and model_args, no teacher, and
-    the same budget (steps done = scheduled steps = the default student's, same data and seed).
+    """(path, note) of the default student's twin: same architecture and model_args, the other teacher
+    status (no teacher for a distilled default, a teacher for a teacher-less one), and the same budget
+    (steps done = scheduled steps = the default student's, same data, seed and recycling).
 
     The reference is the default student checkpoint (kdedge/assets/student_x2.safetensors; without it,
     the bundle manifest's source.student, whose budget is unknown). Checkpoints under runs/,
     benchmarks/results/ and kdedge/assets/ are read by header; `last.safetensors` is preferred (exactly
     that many steps, never selected on validation). Without a strict match the row stays "not yet
-    produced" and the note names the nearest teacher-less checkpoint, which is never measured."""
+    produced" and the note names the nearest such checkpoint, which is never measured."""
     ref_arch, ref_args, ref_budget, ref_teacher = None, None, None, None
     ref = REPO / "kdedge" / "assets" / "student_x2.safetensors"
     h = _header(ref) if ref.is_file() else None
@@ -269,6 +285,8 @@ def find_twin(bundle: Path):
             pass
     if not ref_arch:
         return None, "no default student to match against yet"
+    distilled = default_is_distilled(bundle)
+    how = "no teacher" if distilled else "a teacher"
     cands = []
     for pat in (REPO / "runs" / "**" / "*.safetensors", RESULTS / "**" / "*.safetensors",
                 REPO / "kdedge" / "assets" / "*.safetensors"):
@@ -276,7 +294,7 @@ def find_twin(bundle: Path):
             if Path(p).resolve() == ref.resolve():
                 continue
             hd = _header(p)
-            if not hd or hd.get("teacher") or hd.get("arch") != ref_arch:
+            if not hd or bool(hd.get("teacher")) == distilled or hd.get("arch") != ref_arch:
                 continue
             if ref_args and (hd.get("model_args") or {}) != ref_args:
                 continue
@@ -289,14 +307,15 @@ def find_twin(bundle: Path):
         return None, ""
     strict, _, _, _, _, path, b = max(cands)
     if not strict and ref_budget is not None:
-        return None, ("nearest teacher-less %s checkpoint: %s (step %s of %s), not the default student's budget "
-                      "(step %s of %s); not measured" % (ref_arch, os.path.relpath(path, str(REPO)), b["step"], b["steps"],
+        return None, ("nearest %s %s checkpoint: %s (step %s of %s), not the default student's budget "
+                      "(step %s of %s); not measured" % ("teacher-less" if distilled else "distilled", ref_arch,
+                                                         os.path.relpath(path, str(REPO)), b["step"], b["steps"],
                                                          ref_budget["step"], ref_budget["steps"]))
-    note = "found by header: %s, no teacher, step %s of %s, same data and seed" % (ref_arch, b["step"], b["steps"])
+    note = "found by header: %s, %s, step %s of %s, same data and seed" % (ref_arch, how, b["step"], b["steps"])
     if ref_budget is None:
-        note = "found by header: %s, no teacher, step %s (the default student's budget is unknown)" % (ref_arch, b["step"])
+        note = "found by header: %s, %s, step %s (the default student's budget is unknown)" % (ref_arch, how, b["step"])
     if h and not ref_teacher:
-        note += "; the default student checkpoint itself records no teacher"
+        note += "; the default student was trained without a teacher"
     return Path(path), note
 
 

@@ -63,7 +63,8 @@ def run(quick: bool = False) -> Dict:
         if r.get("kind") == "bicubic" or not c.get("macs_per_lr_pixel"):
             continue
         # one line per network: every kdedge precision and the twin share kdedge-int8's architecture
-        if r["key"] in ("kdedge-fp32", "kdedge-int8-u8s8", "kdedge-int8-naive", "kdedge-noteacher") and \
+        if r["key"] in ("kdedge-fp32", "kdedge-int8-u8s8", "kdedge-int8-naive", "kdedge-noteacher",
+                        "kdedge-distilled") and \
                 any(x["key"] == "kdedge-int8" and (x.get("complexity") or {}).get("macs_per_lr_pixel") for x in quality["rows"]):
             continue
         if r["key"] == "kdedge-fast-fp32" and any(x["key"] == "kdedge-fast-int8" for x in quality["rows"]):

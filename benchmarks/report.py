@@ -299,8 +299,9 @@ def write(quick: bool = False, run_info: Optional[Dict] = None, folder: Optional
               "Rows are discovered, not configured: the default bundle `kdedge/assets/default_x2/` (FP32, INT8 and any "
               "extra precisions in its manifest), a `*naive*.onnx` beside it or under `runs/` / `benchmarks/results/` "
               "(else built from the bundle's FP32), the default student's twin (a checkpoint under `runs/`, "
-              "`benchmarks/results/` or `kdedge/assets/` whose header says: same architecture, no teacher, same steps, "
-              "data and seed), and the speed-first bundle `kdedge/assets/fast_x2/` when shipped; "
+              "`benchmarks/results/` or `kdedge/assets/` whose header says: same architecture, the other teacher status "
+              "(no teacher for a distilled default, a teacher for a teacher-less one), same steps, data, seed and "
+              "recycling), and the speed-first bundle `kdedge/assets/fast_x2/` when shipped; "
               "`KDEDGE_BENCH_BUNDLE` / `KDEDGE_BENCH_TWIN` / `KDEDGE_BENCH_FAST_BUNDLE` override them. Shared data and "
               "weights come from `../shared` (`KDEDGE_SHARED`).", ""]
     out = md_dir / "RESULTS.md"

@@ -6,8 +6,9 @@
 Runs the product's own export (`kdedge export --int8 --u8s8 --fp16`, Set5 and Set14 rows in the
 manifest) into a temporary folder and swaps it in only when the export succeeded, so a failed
 export never leaves a half-replaced bundle. `--name default` also ships the checkpoint's
-deployable part (weights + header, no optimiser state) as kdedge/assets/student_x2.safetensors:
-the benchmark suite finds the default student's twin by comparing checkpoint headers with it.
+deployable part (weights + header, no optimiser state) as kdedge/assets/student_x2.safetensors (for a
+`kdedge qat` checkpoint, the checkpoint its fine-tune started from: its header's qat.source): the
+benchmark suite finds the default student's twin by comparing checkpoint headers with it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ from pathlib import Path
 from distill_assets import ASSETS, SHARED, ship
 
 
+def default_student_source(checkpoint: str) -> Path:
+    """The checkpoint shipped as kdedge/assets/student_x2.safetensors, the default's training record (the
+    suite finds its twin by that header): for a `kdedge qat` fine-tune, the checkpoint it started from.
+    Checked before anything is replaced."""
+    from kdedge.checkpoint import read_header
+
+    qat = read_header(checkpoint).get("qat")
+    source = Path(qat["source"]) if qat else Path(checkpoint)
+    if not source.is_file():
+        raise SystemExit("%s was fine-tuned from %s, which is not here: kdedge/assets/student_x2.safetensors "
+                         "(the default's training record) cannot be shipped with it; nothing was replaced"
+                         % (checkpoint, source))
+    return source
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", help="kdedge checkpoint (.safetensors) of the student")
@@ -28,6 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="", help="provenance line stored in the shipped checkpoint header")
     args = ap.parse_args(argv)
 
+    source = default_student_source(args.checkpoint) if args.name == "default" else None
     target = ASSETS / ("%s_x2" % args.name)
     with tempfile.TemporaryDirectory(dir=str(ASSETS.parent.parent)) as tmp:
         staged = Path(tmp) / target.name
@@ -41,15 +58,10 @@ def main(argv=None) -> int:
             target.rename(old)
         shutil.move(str(staged), str(target))
         shutil.rmtree(str(old), ignore_errors=True)
-    from kdedge.checkpoint import read_header
-
-    if args.name == "default" and "qat" in read_header(args.checkpoint):
-        # a `kdedge qat` fine-tune starts from student_x2.safetensors: that stays the default's training
-        # record (the suite finds the twin by its header); the bundle's manifest names the QAT source
-        print("kept kdedge/assets/student_x2.safetensors: %s is its QAT fine-tune" % args.checkpoint)
-    elif args.name == "default":
-        ship(Path(args.checkpoint), ASSETS / "student_x2.safetensors",
+    if source is not None:
+        ship(source, ASSETS / "student_x2.safetensors",
              args.note or "kdedge's default x2 Y student (see kdedge/assets/default_x2/manifest.json)")
+        print("shipped %s as kdedge/assets/student_x2.safetensors" % source)
     print("shipped", target)
     return 0
 

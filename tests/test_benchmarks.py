@@ -245,3 +245,12 @@ def test_the_twin_row_matches_the_default_students_recipe_not_just_its_steps(tmp
     ckpt(tmp_path / "runs" / "recycled" / "twin" / "last.safetensors", None, recycle_interval=2000, recycle_until=0.75)
     found, note = common.find_twin(tmp_path)
     assert found == tmp_path / "runs" / "recycled" / "twin" / "last.safetensors" and "no teacher" in note
+    # a teacher-less default: its counterpart is the same recipe distilled from a teacher
+    assert common.default_is_distilled(tmp_path)
+    ckpt(tmp_path / "kdedge" / "assets" / "student_x2.safetensors", None, recycle_interval=2000, recycle_until=0.75)
+    assert not common.default_is_distilled(tmp_path)
+    assert common.find_twin(tmp_path)[0] is None  # the teacher-less runs are not its counterpart
+    ckpt(tmp_path / "runs" / "recycled" / "distilled" / "last.safetensors", {"spec": "imdn"}, recycle_interval=2000,
+         recycle_until=0.75)
+    found, note = common.find_twin(tmp_path)
+    assert found == tmp_path / "runs" / "recycled" / "distilled" / "last.safetensors" and "a teacher" in note
