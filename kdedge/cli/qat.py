@@ -75,12 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --centre: float fine-tuning steps before QAT (default %d)" % d.refit_steps)
     parser.add_argument("--refit-lr", type=float, default=d.refit_lr,
                         help="with --centre: learning rate of the refit, cosine to 0 (default %g)" % d.refit_lr)
-    parser.add_argument("--equalize", type=float, default=d.equalize, metavar="ALPHA",
-                        help="before QAT, rescale each ReLU channel by (tensor range / channel range)^ALPHA (the next "
-                             "conv compensates: same FP32 function) so that per-tensor INT8 spends its codes evenly; "
-                             "0 = off (default %g); 1 = fully equal ranges" % d.equalize)
-    parser.add_argument("--equalize-max-scale", type=float, default=d.equalize_max_scale, metavar="S",
-                        help="with --equalize: largest per-channel scale (default %g)" % d.equalize_max_scale)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="auto",
                         help='"auto" (cuda if available), "cpu", "cuda", "cuda:1" (default: auto)')
@@ -99,9 +93,6 @@ def run(args) -> int:
         raise KdedgeError("--steps, --batch, --eval-interval must be >= 1 and --patch >= 8", fix="check the numbers")
     if args.centre and args.refit_steps < 0:
         raise KdedgeError("--refit-steps must be >= 0 (got %d)" % args.refit_steps, fix="e.g. --refit-steps 6000")
-    if args.equalize < 0 or args.equalize_max_scale < 1:
-        raise KdedgeError("--equalize must be >= 0 and --equalize-max-scale >= 1 (got %g, %g)"
-                          % (args.equalize, args.equalize_max_scale), fix="e.g. --equalize 0.5 --equalize-max-scale 4")
     if args.fp32_weight < 0:
         raise KdedgeError("--fp32-weight must be >= 0 (got %g)" % args.fp32_weight, fix="e.g. --fp32-weight 0.5")
     if not 0.0 <= args.gt_weight <= 1.0:
@@ -117,8 +108,7 @@ def run(args) -> int:
                     gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
                     float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight,
                     graphics=args.graphics, val_graphics=args.val_graphics, centre=args.centre, tie_floors=args.tie_floors,
-                    refit_steps=args.refit_steps, refit_lr=args.refit_lr, equalize=args.equalize,
-                    equalize_max_scale=args.equalize_max_scale)
+                    refit_steps=args.refit_steps, refit_lr=args.refit_lr)
     summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout, device=str(device))
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best", "val_psnr_fp32_at_best")}, indent=1))
     print("\nnext:\n  kdedge export %s --int8 --u8s8 --out %s" % (summary["checkpoint"], os.path.join(args.out, "bundle")))

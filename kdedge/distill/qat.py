@@ -321,10 +321,6 @@ class QatConfig:
     tie_floors: bool = False  # centred: each floor at its learned range's lowest code (QuantSim)
     refit_steps: int = 6000
     refit_lr: float = 3e-4
-    # Activation-range equalization before QAT (kdedge.distill.equalize): 0 = off, else its alpha, each
-    # ReLU channel scaled by (tensor range / channel range)^alpha, at most `equalize_max_scale`.
-    equalize: float = 0.0
-    equalize_max_scale: float = 8.0
 
 
 GRAPHICS_VAL_SEED = 999  # the validation graphics' seed: never a training seed's images
@@ -360,14 +356,8 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
     refit_history: List[Dict[str, float]] = []
     try:
         net = model.module
-        if cfg.equalize:
-            from kdedge.distill.equalize import equalize
-
-            # from a fresh fused copy: `fp32` is the frozen target (requires_grad off)
-            net = equalize(_plain_anchor(model.module), calib, cfg.equalize, cfg.equalize_max_scale)
         if cfg.centre:
-            start = net if cfg.equalize else fp32
-            net = refit(centre(start, calibrate_amax(start, calib)), batch, objective, val_psnr, cfg, log, stopper, refit_history)
+            net = refit(centre(fp32, calibrate_amax(fp32, calib)), batch, objective, val_psnr, cfg, log, stopper, refit_history)
         sim = QuantSim(net, calibrate_amax(net, calib), cfg.float_first_conv, cfg.tie_floors).to(device)
         sim, history = _qat(sim, batch, objective, val_psnr, cfg, log, stopper)
         return sim, history, refit_history
