@@ -236,41 +236,6 @@ def test_centring_keeps_the_interior_and_its_simulation_is_the_exported_graph(tm
         assert torch.equal(fake_quant_weight(m.weight), m.weight)
 
 
-def test_tied_floors_sit_on_the_lowest_code_and_settle_into_the_exported_graph(tmp_path):
-    """`tie_floors`: with the ranges moved (as QAT moves them), each floor is -128 * amax / 127 and the
-    interior computes what it did; `settle` writes the floors and biases into the net without changing the
-    output, and the Q/DQ file exported from it is what the simulation computes."""
-    from kdedge.distill.qat import QuantSim, _plain_anchor, calibrate_amax, centre, floors, fake_quant_weight
-    from kdedge.export.onnx_export import export_onnx
-    from kdedge.models.descriptor import SRModel
-
-    model = _student()
-    x = _patches(size=32)
-    net = _plain_anchor(model.module).eval()
-    centred = centre(net, calibrate_amax(net, [x])).eval()
-    sim = QuantSim(centred, calibrate_amax(centred, [x]), tie_floors=True).eval()
-    untied = QuantSim(centred, calibrate_amax(centred, [x])).eval()
-    with torch.no_grad():
-        sim.log_amax[1:] += 0.3  # QAT widened the activation ranges
-        untied.log_amax.copy_(sim.log_amax)
-        for m in untied.quantized_convs():
-            m.weight.copy_(fake_quant_weight(m.weight))
-        margin = 2 * 2 * 2  # away from the borders, where zero padding means -floor
-        inner = lambda t: t[..., margin:-margin, margin:-margin]  # noqa: E731
-        # float activations: moving the floors changes only the borders
-        assert (inner(sim(x, quantize_activations=False)) - inner(untied(x, quantize_activations=False))).abs().max() < 1e-5
-        before = sim(x)
-        sim.settle()
-        assert (sim(x) - before).abs().max() < 1e-5
-    amax = sim.amax()
-    for i, f in zip((1, 3), floors(sim.net)):
-        assert f == pytest.approx(amax["/net/body/body.%d/Clip_output_0" % i] * 128 / 127, rel=1e-6)
-    fp32 = export_onnx(SRModel(module=sim.net, arch="anchor", scale=2, color="y",
-                               model_args={"width": 8, "depth": 1, "floors": floors(sim.net)}), tmp_path / "model.onnx")
-    diff = _qdq_vs_sim(fp32, sim, x)
-    assert diff.mean() < 2e-5 and diff.max() < 5e-3, (diff.mean(), diff.max())
-
-
 def test_floors_must_match_the_activations():
     from kdedge.models import create_model
 

@@ -68,9 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--centre", action="store_true", default=False,
                         help="centre the activations (ReLU -> max(x, -amax/2), next bias compensates) for a symmetric "
                              "INT8 grid twice as fine; adds a float refit of the borders first (anchor students)")
-    parser.add_argument("--tie-floors", action="store_true", default=False,
-                        help="with --centre (or a centred checkpoint): each floor follows its learned range (-floor = the grid's lowest code), so "
-                             "relu(z) always spans all 256 codes; the biases around it compensate")
     parser.add_argument("--refit-steps", type=int, default=d.refit_steps,
                         help="with --centre: float fine-tuning steps before QAT (default %d)" % d.refit_steps)
     parser.add_argument("--refit-lr", type=float, default=d.refit_lr,
@@ -107,7 +104,7 @@ def run(args) -> int:
     cfg = QatConfig(steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr, lr_amax=args.lr_amax,
                     gt_weight=args.gt_weight, eval_interval=args.eval_interval, seed=args.seed,
                     float_first_conv=args.float_first_conv, fp32_weight=args.fp32_weight,
-                    graphics=args.graphics, val_graphics=args.val_graphics, centre=args.centre, tie_floors=args.tie_floors,
+                    graphics=args.graphics, val_graphics=args.val_graphics, centre=args.centre,
                     refit_steps=args.refit_steps, refit_lr=args.refit_lr)
     summary = run_qat(args.checkpoint, args.out, cfg, data=args.data, val_holdout=args.val_holdout, device=str(device))
     print(json.dumps({k: summary[k] for k in ("checkpoint", "val_psnr_fp32", "val_psnr_int8_start", "val_psnr_int8_best", "val_psnr_fp32_at_best")}, indent=1))

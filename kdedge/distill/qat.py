@@ -165,15 +165,9 @@ class QuantSim(torch.nn.Module):
     student, the FP32 forward of the weights it will ship (its weights are written on their INT8 grid,
     `snap_weights`), because a floor f makes the next conv's weight rounding a constant error
     f * sum(rounding) that the float and the INT8 graph would otherwise each want a different bias for.
-
-    `tie_floors` (centred students): each floor follows its learned range, -floor = -128 * amax / 127, the
-    grid's lowest code, with the conv before and the conv after compensating (the shift from the stored
-    floor is applied in `forward` and written into the net by `settle`). A fixed floor leaves the codes
-    below it unused once QAT widens the range (measured: up to 54 of 256); tied, relu(z) always spans
-    all 256 codes, as on a zero-point-0 UINT8 grid.
     """
 
-    def __init__(self, module, amax: Dict[str, float], float_first_conv: bool = False, tie_floors: bool = False):
+    def __init__(self, module, amax: Dict[str, float], float_first_conv: bool = False):
         super().__init__()
         self.net = _plain_anchor(module)
         self.names = _names(self.net, float_first_conv)
@@ -184,7 +178,6 @@ class QuantSim(torch.nn.Module):
         self.log_amax = torch.nn.Parameter(torch.tensor([math.log(amax[n]) for n in self.names], dtype=torch.float32))
         self.float_first_conv = float_first_conv
         self.centred = bool(floors(self.net))
-        self.tie_floors = tie_floors and self.centred
         self._quantized = set(map(id, self.quantized_convs()))  # the modules stay the same objects
 
     def amax(self) -> Dict[str, float]:
@@ -201,53 +194,19 @@ class QuantSim(torch.nn.Module):
         fq = fake_quant if quantize_activations else (lambda t, a: t)  # noqa: E731
         anchor = _anchor(x, self.net.scale)  # float: FLOAT_NODES
         h = x if self.float_first_conv else fq(x, q["lr"])
-        shift = None  # a tied floor's move from the stored one: subtracted after its conv, added back by the next
         for i, m in enumerate(self.net.body):
             if isinstance(m, torch.nn.Conv2d):
                 w = fake_quant_weight(m.weight) if id(m) in self._quantized else m.weight
-                h, shift = F.conv2d(h, w, _shifted_bias(m.bias, w, shift), padding=m.padding), None
+                h = F.conv2d(h, w, m.bias, padding=m.padding)
             else:  # ONNX Runtime's pairs: conv -> Q/DQ -> activation -> Q/DQ, both on the activation's range
                 a = q[act_tensor(i, m)]
                 if isinstance(m, torch.nn.ReLU):
                     h = F.relu(fq(h, a))  # on the grid already: the second pair changes nothing
-                elif self.tie_floors:
-                    floor = tied_floor(a)
-                    shift = floor - m.floor
-                    h = torch.maximum(fq(h - shift, a), -floor)  # -floor is the lowest code: the pairs agree
                 else:
                     h = fq(m(fq(h, a)), a)  # -floor lies between grid points: the second pair rounds it
         t = self.net.tail
-        w = fake_quant_weight(t.weight)
-        y = F.conv2d(h, w, _shifted_bias(t.bias, w, shift), padding=t.padding) + anchor
+        y = F.conv2d(h, fake_quant_weight(t.weight), t.bias, padding=t.padding) + anchor
         return F.pixel_shuffle(y, self.net.scale).clamp(0.0, 1.0)
-
-    @torch.no_grad()
-    def settle(self) -> None:
-        """Write what `forward` computes into `net`, for export: a centred student's weights on their grid
-        (`snap_weights`), and tied floors at their place with the biases around them compensating."""
-        if not self.centred:
-            return
-        snap_weights(self)
-        if not self.tie_floors:
-            return
-        amax = dict(zip(self.names, self.log_amax.exp()))
-        convs = _convs(self.net)
-        for j, i in enumerate(range(1, len(self.net.body), 2)):
-            m = self.net.body[i]
-            floor = float(tied_floor(amax[act_tensor(i, m)]))
-            convs[j].bias.sub_(floor - m.floor)
-            convs[j + 1].bias.copy_(_shifted_bias(convs[j + 1].bias, convs[j + 1].weight, floor - m.floor))
-            m.floor = floor
-
-
-def tied_floor(amax):
-    """The floor whose negative is the symmetric grid's lowest code: QMIN * amax / 127."""
-    return amax * (-QMIN / 127.0)
-
-
-def _shifted_bias(bias, weight, shift):
-    """The bias of a conv whose input moved down by `shift` (None: it did not), so that its output stays."""
-    return bias if shift is None else bias + shift * weight.sum(dim=(1, 2, 3))
 
 
 class _FloatActivations(torch.nn.Module):
@@ -318,7 +277,6 @@ class QatConfig:
     # symmetric INT8 grid is twice as fine. The converted student re-learns its borders in float first
     # (`refit_steps` at `refit_lr`, cosine), then QAT runs as above with its weights on their grid.
     centre: bool = False
-    tie_floors: bool = False  # centred: each floor at its learned range's lowest code (QuantSim)
     refit_steps: int = 6000
     refit_lr: float = 3e-4
 
@@ -358,7 +316,7 @@ def finetune(model, sampler, val_psnr: Callable, cfg: QatConfig, log: Callable[[
         net = model.module
         if cfg.centre:
             net = refit(centre(fp32, calibrate_amax(fp32, calib)), batch, objective, val_psnr, cfg, log, stopper, refit_history)
-        sim = QuantSim(net, calibrate_amax(net, calib), cfg.float_first_conv, cfg.tie_floors).to(device)
+        sim = QuantSim(net, calibrate_amax(net, calib), cfg.float_first_conv).to(device)
         sim, history = _qat(sim, batch, objective, val_psnr, cfg, log, stopper)
         return sim, history, refit_history
     finally:
@@ -432,7 +390,8 @@ def _qat(sim: QuantSim, batch, objective, val_psnr, cfg: QatConfig, log, stopper
             log("QAT: %s received: stopped at step %d of %d, keeping the best step so far" % (stopper.signal, step, cfg.steps))
             break
     sim.load_state_dict(best[1])
-    sim.settle()  # centred: what ships is what the float branch trained, the weights on their grid
+    if sim.centred:
+        snap_weights(sim)  # what ships is what the float branch trained: the weights on their grid
     return sim.eval(), history
 
 
