@@ -311,7 +311,7 @@ def find_twin(bundle: Path):
                       "(step %s of %s); not measured" % ("teacher-less" if distilled else "distilled", ref_arch,
                                                          os.path.relpath(path, str(REPO)), b["step"], b["steps"],
                                                          ref_budget["step"], ref_budget["steps"]))
-    note = "found by header: %s, %s, step %s of %s, same data and seed" % (ref_arch, how, b["step"], b["steps"])
+    note = "found by header: %s, %s, step %s of %s, same data, seed and recycling" % (ref_arch, how, b["step"], b["steps"])
     if ref_budget is None:
         note = "found by header: %s, %s, step %s (the default student's budget is unknown)" % (ref_arch, how, b["step"])
     if h and not ref_teacher:

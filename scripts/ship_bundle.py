@@ -22,18 +22,18 @@ from pathlib import Path
 from distill_assets import ASSETS, SHARED, ship
 
 
-def default_student_source(checkpoint: str) -> Path:
+def default_student_source(checkpoint: str, student: str = "") -> Path:
     """The checkpoint shipped as kdedge/assets/student_x2.safetensors, the default's training record (the
-    suite finds its twin by that header): for a `kdedge qat` fine-tune, the checkpoint it started from.
-    Checked before anything is replaced."""
+    suite finds its twin by that header): `student` if given, else for a `kdedge qat` fine-tune the
+    checkpoint it started from. Checked before anything is replaced."""
     from kdedge.checkpoint import read_header
 
     qat = read_header(checkpoint).get("qat")
-    source = Path(qat["source"]) if qat else Path(checkpoint)
+    source = Path(student or (qat["source"] if qat else checkpoint))
     if not source.is_file():
-        raise SystemExit("%s was fine-tuned from %s, which is not here: kdedge/assets/student_x2.safetensors "
-                         "(the default's training record) cannot be shipped with it; nothing was replaced"
-                         % (checkpoint, source))
+        raise SystemExit("%s: the default's training checkpoint %s is not a file, so kdedge/assets/student_x2.safetensors "
+                         "cannot be shipped with it; nothing was replaced. Give the checkpoint the student was trained "
+                         "into with --student" % (checkpoint, source))
     return source
 
 
@@ -42,9 +42,11 @@ def main(argv=None) -> int:
     ap.add_argument("checkpoint", help="kdedge checkpoint (.safetensors) of the student")
     ap.add_argument("--name", required=True, choices=("default", "fast"), help="bundle to replace")
     ap.add_argument("--note", default="", help="provenance line stored in the shipped checkpoint header")
+    ap.add_argument("--student", default="", help="with --name default: the training checkpoint shipped as "
+                    "student_x2.safetensors (default: CHECKPOINT, or the checkpoint a `kdedge qat` fine-tune started from)")
     args = ap.parse_args(argv)
 
-    source = default_student_source(args.checkpoint) if args.name == "default" else None
+    source = default_student_source(args.checkpoint, args.student) if args.name == "default" else None
     target = ASSETS / ("%s_x2" % args.name)
     with tempfile.TemporaryDirectory(dir=str(ASSETS.parent.parent)) as tmp:
         staged = Path(tmp) / target.name

@@ -254,3 +254,31 @@ def test_the_twin_row_matches_the_default_students_recipe_not_just_its_steps(tmp
          recycle_until=0.75)
     found, note = common.find_twin(tmp_path)
     assert found == tmp_path / "runs" / "recycled" / "distilled" / "last.safetensors" and "a teacher" in note
+
+
+def test_ship_bundle_ships_the_default_students_training_checkpoint(tmp_path):
+    """A `kdedge qat` fine-tune ships with the checkpoint it started from as student_x2.safetensors (the suite's
+    reference for the teacher's share); a source that is not a file stops the release before anything changes."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from ship_bundle import default_student_source
+    finally:
+        sys.path.pop(0)
+    from kdedge.checkpoint import save_checkpoint
+    from kdedge.models import create_model
+
+    module = create_model("anchor", scale=2, color="y", width=4, depth=1)
+    trained = tmp_path / "last.safetensors"
+    save_checkpoint(trained, module, arch="anchor", model_args={"width": 4, "depth": 1}, scale=2, color="y")
+    qat = tmp_path / "qat.safetensors"
+    save_checkpoint(qat, module, arch="anchor", model_args={"width": 4, "depth": 1}, scale=2, color="y",
+                    extra={"qat": {"source": str(trained)}})
+    assert default_student_source(str(trained)) == trained
+    assert default_student_source(str(qat)) == trained
+    gone = tmp_path / "bundle-sourced.safetensors"
+    save_checkpoint(gone, module, arch="anchor", model_args={"width": 4, "depth": 1}, scale=2, color="y",
+                    extra={"qat": {"source": "kdedge/assets/default_x2/model.onnx (sha256 ab12)"}})
+    with pytest.raises(SystemExit, match="nothing was replaced.*--student"):
+        default_student_source(str(gone))
+    assert default_student_source(str(gone), student=str(trained)) == trained

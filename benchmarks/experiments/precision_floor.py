@@ -51,6 +51,7 @@ def score_sets(spec: str, sets: dict) -> dict:
     from kdedge.checkpoint import read_header
     from kdedge.distill import qat
     from kdedge.distill.data import validate_psnr
+    from kdedge.evaluate import TorchUpscaler, evaluate
     from kdedge.models.loading import load_model
 
     header = read_header(spec)
@@ -59,7 +60,6 @@ def score_sets(spec: str, sets: dict) -> dict:
         raise SystemExit("%s is not a `kdedge qat` checkpoint (no qat.activation_amax in its header)" % spec)
     model = load_model(spec)
     sim = qat.QuantSim(model.module, q["activation_amax"], float_first_conv=qat.FIRST_CONV in q["float_nodes"]).eval()
-    from kdedge.evaluate import TorchUpscaler, evaluate
 
     def score(module, where):
         """Validation pairs, or a test-set folder through kdedge.evaluate (its grayscale convention)."""
@@ -67,6 +67,7 @@ def score_sets(spec: str, sets: dict) -> dict:
         if isinstance(where, Path):
             return round(evaluate(TorchUpscaler(m), where, progress=False)["psnr_y"], 4)
         return round(validate_psnr(m, where), 4)
+
     out = {}
     original = qat.fake_quant
     with torch.no_grad():
