@@ -11,7 +11,7 @@ no identity-split Adds, the graph OpenVINO runs 1.4x faster than the post-traini
 --centre moves each ReLU's outputs down by half their range (a `FloorReLU`, exported as one Clip):
 TensorRT's symmetric INT8 then spends all 256 codes on them instead of 128. The converted student first
 re-learns its image borders in float (--refit-steps), then QAT runs with its weights on their INT8 grid.
-On the default student it halves the symmetric drop (Set5 0.096 -> 0.051 dB) but costs 0.04 dB in FP32
+On the distilled 16x5 student (the previous default) it halves the symmetric drop (Set5 0.096 -> 0.051 dB) but costs 0.04 dB in FP32
 and U8S8 and runs 5-17% slower on CPU engines: for deployments that run only the symmetric (TensorRT)
 file (benchmarks/experiments/results/int8_grid.md).
 
