@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _curve(run: Path) -> dict:
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     return {int(r["step"]): float(r["val_psnr"]) for r in rows if r.get("val_psnr")}
 
 
